@@ -1,0 +1,79 @@
+/**
+ * Every option of plugin-gate, in one table. The same table drives `--help`,
+ * flag / environment / file parsing and validation, so a key is spelt one way
+ * everywhere: `--poll-interval`, `PLUGIN_GATE_POLL_INTERVAL`, `poll-interval:`.
+ */
+export type OptionKind =
+  | { readonly type: 'string' }
+  | { readonly type: 'address' }
+  | { readonly type: 'address-list' }
+  | { readonly type: 'duration'; readonly minMs: number; readonly maxMs: number }
+  | { readonly type: 'int'; readonly min: number; readonly max: number }
+  | { readonly type: 'bool' }
+  | { readonly type: 'enum'; readonly values: readonly string[] }
+  | { readonly type: 'enum-list'; readonly values: readonly string[] }
+  | { readonly type: 'header-name' }
+  | { readonly type: 'header-list' }
+  | { readonly type: 'path' };
+
+export interface OptionSpec {
+  readonly key: string;
+  readonly kind: OptionKind;
+  /** Default as the user would write it; undefined = unset. */
+  readonly default: string | undefined;
+  readonly help: string;
+}
+
+const ms = (minMs: number, maxMs: number): OptionKind => ({ type: 'duration', minMs, maxMs });
+
+export const OPTIONS: readonly OptionSpec[] = [
+  // where the gate listens
+  { key: 'grpc-listen', kind: { type: 'address' }, default: '0.0.0.0:9191', help: 'gRPC ext_authz (envoy.service.auth.v3) and grpc.health.v1 listener' },
+  { key: 'http-listen', kind: { type: 'address' }, default: '0.0.0.0:9192', help: 'HTTP forward-auth listener (nginx, Traefik, Envoy http_service); "off" disables it' },
+  { key: 'admin-listen', kind: { type: 'address' }, default: '0.0.0.0:9190', help: 'admin HTTP listener: /healthz /readyz /status /metrics' },
+
+  // discovery
+  { key: 'discovery', kind: { type: 'enum', values: ['static', 'dns'] }, default: 'static', help: 'how daemon pods are found: the --targets list, or a DNS name re-resolved on an interval' },
+  { key: 'targets', kind: { type: 'address-list' }, default: undefined, help: 'static daemon pods, comma-separated IP:port (discovery=static)' },
+  { key: 'dns-name', kind: { type: 'string' }, default: undefined, help: 'host:port of a headless Service with publishNotReadyAddresses (discovery=dns)' },
+  { key: 'dns-server', kind: { type: 'address' }, default: undefined, help: 'resolver IP:port to ask instead of the system resolvers (discovery=dns)' },
+  { key: 'dns-interval', kind: ms(100, 3_600_000), default: '5s', help: 'how often the DNS name is resolved again' },
+  { key: 'dns-timeout', kind: ms(50, 60_000), default: '2s', help: 'timeout of one DNS resolution' },
+
+  // status readers
+  { key: 'sources', kind: { type: 'enum-list', values: ['metrics', 'health-check', 'ready-check'] }, default: 'metrics,health-check', help: 'status endpoints read on every pod; ready-check needs a daemon with /ready/check' },
+  { key: 'poll-interval', kind: ms(100, 600_000), default: '2s', help: 'time between polls of one pod (jittered)' },
+  { key: 'poll-jitter', kind: { type: 'int', min: 0, max: 50 }, default: '10', help: 'poll interval jitter, percent either way' },
+  { key: 'poll-timeout', kind: ms(20, 60_000), default: '1s', help: 'timeout of one status request' },
+  { key: 'max-status-bytes', kind: { type: 'int', min: 1024, max: 268_435_456 }, default: '8388608', help: 'largest status body read; a larger one is status_too_large' },
+  { key: 'daemon-retry-limit', kind: { type: 'int', min: 1, max: 1000 }, default: '15', help: "the daemon's launch retry limit: failed launches at or past it mean the plugin gave up" },
+  { key: 'unreachable-after', kind: { type: 'int', min: 1, max: 100 }, default: '3', help: 'consecutive failed polls before a pod is unreachable' },
+  { key: 'stale-after', kind: ms(100, 3_600_000), default: '10s', help: 'age of the last good report past which a pod is stale' },
+  { key: 'startup-grace', kind: ms(0, 86_400_000), default: '60s', help: 'a pod younger than this (process start time) is in start-up whatever it reports' },
+  { key: 'startup-max', kind: ms(0, 86_400_000), default: '15m', help: 'a pod older than this is past start-up whatever it reports' },
+  { key: 'removed-retention', kind: ms(0, 86_400_000), default: '5m', help: 'how long a pod gone from discovery stays visible as removed in /status' },
+
+  // decisions
+  { key: 'unknown-plugin', kind: { type: 'enum', values: ['allow', 'deny'] }, default: 'allow', help: 'a plugin no pod reports once the fleet is past start-up: allow to any live pod, or deny' },
+  { key: 'retry-after', kind: ms(1000, 3_600_000), default: '5s', help: 'base Retry-After of a deny (a retrying plugin may get the daemon backoff instead)' },
+  { key: 'failed-retry-after', kind: ms(1000, 86_400_000), default: '60s', help: 'Retry-After when every pod gave up on the plugin' },
+  { key: 'route-header', kind: { type: 'header-name' }, default: undefined, help: 'also route by this request header (e.g. x-envoy-original-dst-host); always overwritten or removed by the gate' },
+  { key: 'dry-run', kind: { type: 'bool' }, default: 'false', help: 'never deny: allow with reason dry_run and log what would have been denied' },
+  { key: 'grpc-reflection', kind: { type: 'bool' }, default: 'false', help: 'serve gRPC server reflection on the gRPC port' },
+  { key: 'max-plugins', kind: { type: 'int', min: 1, max: 100_000 }, default: '2000', help: 'most plugins tracked (and labelled in metrics); more are counted but not labelled' },
+
+  // HTTP forward-auth
+  { key: 'http-deny-status', kind: { type: 'int', min: 400, max: 599 }, default: '503', help: 'HTTP status of a deny on the forward-auth face (nginx needs 401 or 403)' },
+  { key: 'http-path-prefix', kind: { type: 'path' }, default: '', help: 'prefix Envoy http_service puts before the original path; stripped before classifying' },
+  { key: 'http-max-header-bytes', kind: { type: 'int', min: 1024, max: 1_048_576 }, default: '16384', help: 'largest request head accepted on the forward-auth face' },
+
+  // seeing decisions
+  { key: 'decision-log', kind: { type: 'enum', values: ['all', 'denied', 'none'] }, default: 'denied', help: 'which decisions are logged (state changes are always logged)' },
+  { key: 'log-level', kind: { type: 'enum', values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] }, default: 'info', help: 'process log level' },
+  { key: 'redact-headers', kind: { type: 'header-list' }, default: '', help: 'extra header names never logged (x-api-key, authorization and cookie always are)' },
+
+  // lifecycle
+  { key: 'drain', kind: ms(0, 600_000), default: '5s', help: 'on SIGTERM: report NOT_SERVING and keep answering this long before closing' },
+];
+
+export const OPTION_KEYS: ReadonlySet<string> = new Set(OPTIONS.map((o) => o.key));

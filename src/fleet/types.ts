@@ -1,0 +1,65 @@
+/**
+ * The fleet view: an immutable snapshot, rebuilt and swapped whole after every
+ * change, so a Check reads it without locks and without I/O.
+ */
+import type { GateError } from '../core/errors.js';
+import type { PluginId } from '../core/plugin-id.js';
+
+/** live: answering with fresh data; unreachable: N polls failed in a row; stale: no fresh report in the bound; removed: gone from discovery. */
+export type PodState = 'live' | 'unreachable' | 'stale' | 'removed';
+
+/** ready: running; starting: launching or retrying; failed: retries exhausted; absent: no series. */
+export type PluginState = 'ready' | 'starting' | 'failed' | 'absent';
+
+export interface PluginOnPod {
+  readonly state: PluginState;
+  /** Raw gauge value when the metrics source reported one. */
+  readonly gauge: number | undefined;
+  readonly failedLaunches: number;
+  readonly restarts: number;
+  /** Why the state was chosen, for `/status` and deny messages. */
+  readonly why: string;
+}
+
+export interface PodView {
+  /** `IP:port`, also the value the gateway routes to. */
+  readonly address: string;
+  readonly state: PodState;
+  /** Data from this pod counts only until this clock time; decisions check it against `now`. */
+  readonly freshUntil: number;
+  /** True while the pod is launching its plugins (see the README's state table). */
+  readonly inStartup: boolean;
+  readonly startedAt: number | undefined;
+  readonly version: string | undefined;
+  readonly platform: string | undefined;
+  readonly lastReportAt: number | undefined;
+  readonly lastSuccessAt: number | undefined;
+  readonly consecutiveFailures: number;
+  readonly lastError: GateError | undefined;
+  readonly plugins: ReadonlyMap<PluginId, PluginOnPod>;
+}
+
+export interface PluginView {
+  readonly id: PluginId;
+  /** Live pods where the plugin is ready, in a stable order (by address). */
+  readonly readyPods: readonly PodView[];
+  readonly startingPods: readonly PodView[];
+  readonly failedPods: readonly PodView[];
+  /** Largest failed-launch count on a pod still retrying; feeds Retry-After. */
+  readonly maxFailedLaunchesRetrying: number;
+}
+
+export interface FleetSnapshot {
+  /** Increases with every swap. */
+  readonly version: number;
+  readonly builtAt: number;
+  /** True once every discovered pod has been polled at least once (pass or fail). */
+  readonly complete: boolean;
+  readonly pods: ReadonlyMap<string, PodView>;
+  /** Pods in state `live`, by address. */
+  readonly livePods: readonly PodView[];
+  /** Live pods still in start-up. */
+  readonly startupPods: readonly PodView[];
+  readonly plugins: ReadonlyMap<PluginId, PluginView>;
+  readonly discoveryError: GateError | undefined;
+}
