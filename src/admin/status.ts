@@ -1,0 +1,49 @@
+/** `/status`: the whole fleet view as JSON, built from one snapshot at request time. */
+import type { FleetSnapshot, PodView } from '../fleet/types.js';
+
+export function statusDocument(snap: FleetSnapshot, now: number, draining: boolean): unknown {
+  const pods = [...snap.pods.values()].map((p) => podJson(p, now));
+  const plugins = [...snap.plugins.values()]
+    .sort((a, b) => (a.id < b.id ? -1 : 1))
+    .map((pv) => ({
+      plugin_id: pv.id,
+      ready_pods: pv.readyPods.map((p) => p.address),
+      starting_pods: pv.startingPods.map((p) => p.address),
+      failed_pods: pv.failedPods.map((p) => p.address),
+      fleet_in_startup: snap.startupPods.some((p) => (p.plugins.get(pv.id)?.state ?? 'absent') === 'absent') || pv.startingPods.length > 0,
+    }));
+  return {
+    ready: snap.complete,
+    draining,
+    snapshot_version: snap.version,
+    built_at: new Date(snap.builtAt).toISOString(),
+    discovery_error: snap.discoveryError?.toJSON() ?? null,
+    counts: {
+      pods: snap.pods.size,
+      live: snap.livePods.length,
+      in_startup: snap.startupPods.length,
+      plugins: snap.plugins.size,
+    },
+    pods,
+    plugins,
+  };
+}
+
+function podJson(p: PodView, now: number): unknown {
+  const plugins: Record<string, unknown> = {};
+  for (const [id, s] of [...p.plugins].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+    plugins[id] = { state: s.state, why: s.why, gauge: s.gauge ?? null, failed_launches: s.failedLaunches, restarts: s.restarts };
+  }
+  return {
+    address: p.address,
+    state: p.state,
+    in_startup: p.inStartup,
+    started_at: p.startedAt === undefined ? null : new Date(p.startedAt).toISOString(),
+    version: p.version ?? null,
+    platform: p.platform ?? null,
+    report_age_s: p.lastSuccessAt === undefined ? null : Math.max(0, (now - p.lastSuccessAt) / 1000),
+    consecutive_failures: p.consecutiveFailures,
+    last_error: p.lastError?.toJSON() ?? null,
+    plugins,
+  };
+}

@@ -1,0 +1,190 @@
+/**
+ * The decision: a pure function of (request, fleet snapshot, config, now, seq).
+ * No I/O and no clock reads; `seq` is the caller's request counter, used to
+ * spread load round-robin over the pods that qualify.
+ */
+import { LRUCache } from 'lru-cache';
+import type { PluginId } from '../core/plugin-id.js';
+import { isRemoteDebugPlugin } from '../core/plugin-id.js';
+import { daemonRetryWaitMs } from '../fleet/rules.js';
+import type { FleetSnapshot, PluginView, PodView } from '../fleet/types.js';
+import { classify } from './classify.js';
+import { envelope } from './envelope.js';
+import type { Allow, Decision, Deny, DenyReason, GateRequest, Target } from './types.js';
+
+export interface DecideConfig {
+  readonly unknownPlugin: 'allow' | 'deny';
+  readonly retryAfterMs: number;
+  readonly failedRetryAfterMs: number;
+  readonly dryRun: boolean;
+}
+
+export function decide(req: GateRequest, snap: FleetSnapshot, cfg: DecideConfig, now: number, seq: number): Decision {
+  const target = classify(req);
+  const d = decideTarget(target, snap, cfg, now, seq);
+  if (d.allow || !cfg.dryRun) return d;
+  return {
+    allow: true,
+    reason: 'dry_run',
+    upstream: pickFresh(snap.livePods, now, seq)?.address,
+    pluginId: d.pluginId,
+    tenant: d.tenant,
+    wouldDeny: d,
+  };
+}
+
+export function decideTarget(target: Target, snap: FleetSnapshot, cfg: DecideConfig, now: number, seq: number): Decision {
+  switch (target.kind) {
+    case 'bypass':
+      return allow('route_bypass', undefined, undefined, undefined);
+    case 'invalid':
+      return invalid(target.detail);
+    case 'any': {
+      if (!snap.complete) return deny(snap, cfg, 'gate_not_ready', undefined, undefined, cfg.retryAfterMs);
+      const pod = pickFresh(snap.livePods, now, seq);
+      if (pod === undefined) return deny(snap, cfg, 'no_live_pod', undefined, undefined, cfg.retryAfterMs);
+      return allow('not_plugin_scoped', pod, undefined, undefined);
+    }
+    case 'plugin':
+      return decidePlugin(target.pluginId, target.tenant, snap, cfg, now, seq);
+  }
+}
+
+function decidePlugin(id: PluginId, tenant: string | undefined, snap: FleetSnapshot, cfg: DecideConfig, now: number, seq: number): Decision {
+  if (!snap.complete) return deny(snap, cfg, 'gate_not_ready', id, tenant, cfg.retryAfterMs);
+  const pv = snap.plugins.get(id);
+  if (pv !== undefined) {
+    const pod = pickFresh(pv.readyPods, now, seq);
+    if (pod !== undefined) return allow('plugin_ready', pod, id, tenant);
+  }
+  const anyLive = pickFresh(snap.livePods, now, seq);
+  if (anyLive === undefined) return deny(snap, cfg, 'no_live_pod', id, tenant, cfg.retryAfterMs);
+  // Remote-debugging plugins run wherever the developer's tunnel landed, and
+  // the daemons redirect them among themselves: any live pod will do.
+  if (isRemoteDebugPlugin(id)) return allow('not_plugin_scoped', anyLive, id, tenant);
+
+  if (pv !== undefined && countFresh(pv.startingPods, now) > 0) {
+    return deny(snap, cfg, 'plugin_starting', id, tenant, startingRetryAfter(pv, cfg, now));
+  }
+  // A pod still in start-up publishes nothing for plugins queued behind its
+  // launch limit: a plugin it does not report may be one of them. This is what
+  // keeps a cold fleet restart from leaking traffic to merely queued plugins.
+  for (const pod of snap.startupPods) {
+    if (pod.freshUntil < now) continue;
+    const state = pod.plugins.get(id)?.state ?? 'absent';
+    if (state === 'absent') return deny(snap, cfg, 'plugin_starting', id, tenant, cfg.retryAfterMs);
+  }
+  if (pv !== undefined && countFresh(pv.failedPods, now) > 0) {
+    return deny(snap, cfg, 'plugin_failed', id, tenant, cfg.failedRetryAfterMs);
+  }
+  if (cfg.unknownPlugin === 'allow') return allow('unknown_plugin_allowed', anyLive, id, tenant);
+  return deny(snap, cfg, 'unknown_plugin_denied', id, tenant, cfg.retryAfterMs);
+}
+
+/** Retry-After while starting: the daemon's own retry wait when every starting pod is between retries. */
+function startingRetryAfter(pv: PluginView, cfg: DecideConfig, now: number): number {
+  let soonest = Infinity;
+  for (const pod of pv.startingPods) {
+    if (pod.freshUntil < now) continue;
+    const p = pod.plugins.get(pv.id);
+    if (p === undefined) continue;
+    const wait = p.failedLaunches > 0 && p.gauge === 0 ? daemonRetryWaitMs(p.failedLaunches) : 0;
+    if (wait < soonest) soonest = wait;
+  }
+  return Math.max(cfg.retryAfterMs, soonest === Infinity ? 0 : soonest);
+}
+
+/** Round-robin over the pods whose data is still fresh at `now`; no allocation. */
+export function pickFresh(pods: readonly PodView[], now: number, seq: number): PodView | undefined {
+  const n = pods.length;
+  if (n === 0) return undefined;
+  const start = seq % n;
+  for (let i = 0; i < n; i++) {
+    const pod = pods[(start + i) % n]!;
+    if (pod.freshUntil >= now) return pod;
+  }
+  return undefined;
+}
+
+function countFresh(pods: readonly PodView[], now: number): number {
+  let c = 0;
+  for (const p of pods) if (p.freshUntil >= now) c++;
+  return c;
+}
+
+function allow(reason: Allow['reason'], pod: PodView | undefined, pluginId: PluginId | undefined, tenant: string | undefined): Allow {
+  return { allow: true, reason, upstream: pod?.address, pluginId, tenant, wouldDeny: undefined };
+}
+
+const invalidCache = new Map<string, Deny>();
+function invalid(detail: string): Deny {
+  // A handful of fixed details: cached forever, and the input itself is never echoed.
+  let d = invalidCache.get(detail);
+  if (d === undefined) {
+    const message = `plugin-gate: ${detail}`;
+    d = {
+      allow: false,
+      reason: 'invalid_plugin_id',
+      pluginId: undefined,
+      tenant: undefined,
+      httpStatus: 400,
+      retryAfterS: undefined,
+      message,
+      body: envelope(-400, 'PluginDaemonBadRequestError', message),
+    };
+    invalidCache.set(detail, d);
+  }
+  return d;
+}
+
+/**
+ * Deny texts depend only on (snapshot version, reason, plugin, wait), so they
+ * are built once per snapshot and reused: a storm of requests for a starting
+ * plugin costs one string build, not one per request. Keys are bounded: plugin
+ * ids are validated and the cache has a fixed size.
+ */
+const denyCache = new LRUCache<string, { message: string; body: string }>({ max: 4096 });
+
+function deny(snap: FleetSnapshot, _cfg: DecideConfig, reason: DenyReason, id: PluginId | undefined, tenant: string | undefined, retryAfterMs: number): Deny {
+  const retryAfterS = Math.max(1, Math.ceil(retryAfterMs / 1000));
+  const key = `${snap.version}|${reason}|${id ?? ''}|${retryAfterS}`;
+  let text = denyCache.get(key);
+  if (text === undefined) {
+    const message = denyMessage(snap, reason, id, retryAfterS);
+    text = { message, body: envelope(-500, 'PluginDaemonInternalServerError', message) };
+    denyCache.set(key, text);
+  }
+  return { allow: false, reason, pluginId: id, tenant, httpStatus: 503, retryAfterS, message: text.message, body: text.body };
+}
+
+/** Every text names the plugin, its state and the wait, and carries the phrase dify-api treats as transient. */
+export function denyMessage(snap: FleetSnapshot, reason: DenyReason, id: PluginId | undefined, retryAfterS: number): string {
+  const live = snap.livePods.length;
+  const wait = `retry after ${retryAfterS}s`;
+  const pv = id === undefined ? undefined : snap.plugins.get(id);
+  switch (reason) {
+    case 'plugin_starting': {
+      const starting = pv?.startingPods.length ?? 0;
+      const why = pv?.startingPods[0]?.plugins.get(pv.id)?.why;
+      const queued = snap.startupPods.length;
+      const state =
+        starting > 0
+          ? `starting on ${starting} of ${live} live pod${live === 1 ? '' : 's'} (${why ?? 'launching'})`
+          : `not launched yet: ${queued} pod${queued === 1 ? ' is' : 's are'} still starting plugins`;
+      return `plugin-gate: plugin ${id} is ${state}; plugin runtime not found on any ready pod yet, ${wait}`;
+    }
+    case 'plugin_failed': {
+      const pods = pv?.failedPods ?? [];
+      const why = pods[0]?.plugins.get(pv!.id)?.why ?? 'failed';
+      return `plugin-gate: plugin ${id} failed to start on every pod that has it (${pods.length} pod${pods.length === 1 ? '' : 's'}: ${why}); plugin runtime not found, ${wait}`;
+    }
+    case 'no_live_pod':
+      return `plugin-gate: no live plugin daemon pod (${snap.pods.size} known, none answering with fresh status)${id === undefined ? '' : ` for plugin ${id}`}; no available node, plugin runtime not found, ${wait}`;
+    case 'unknown_plugin_denied':
+      return `plugin-gate: plugin ${id} is not reported by any of ${live} live plugin daemon pod${live === 1 ? '' : 's'}; plugin runtime not found, ${wait}`;
+    case 'gate_not_ready':
+      return `plugin-gate: first poll of the plugin daemon pods not finished${id === undefined ? '' : ` (plugin ${id})`}; plugin runtime not found yet, ${wait}`;
+    case 'invalid_plugin_id':
+      return 'plugin-gate: invalid plugin id';
+  }
+}

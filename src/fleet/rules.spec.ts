@@ -1,0 +1,88 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { daemonRetryWaitMs, pluginOnPod, podInStartup, type PodData } from './rules.js';
+import { metrics, T0, OLD } from '../../test/support/fleet.js';
+import type { ReadyData } from '../status/types.js';
+
+const cfg = { daemonRetryLimit: 15, startupGraceMs: 60_000, startupMaxMs: 900_000 };
+const now = T0;
+const data = (m: PodData['metrics'], ready?: ReadyData): PodData => ({ metrics: m, ready, firstSeenAt: T0 - 1_000 });
+const unready = (missing: string[], failed: string[], maxRetries?: number): ReadyData => ({
+  ready: false,
+  reason: 'plugins_starting',
+  detail: { missing, failed, expected: undefined, running: undefined, maxRetries },
+});
+
+describe('state table: is a pod in start-up?', () => {
+  it('S1 a pod younger than startup-grace is in start-up even with everything running', () => {
+    assert.equal(podInStartup(data(metrics({ 'a/x': { g: 1 } }, now - 5_000)), cfg, now), true);
+  });
+  it('S2 a pod older than startup-max is past start-up even while launching', () => {
+    assert.equal(podInStartup(data(metrics({ 'a/x': { g: 0.5 } }, now - 1_000_000)), cfg, now), false);
+  });
+  it('S3 ready-check unready with a start-up reason means start-up', () => {
+    assert.equal(podInStartup(data(metrics({ 'a/x': { g: 1 } }, now - 120_000), unready([], [])), cfg, now), true);
+  });
+  it('S4 a launching plugin (gauge 0.5) means start-up', () => {
+    assert.equal(podInStartup(data(metrics({ 'a/x': { g: 1 }, 'a/y': { g: 0.5 } }, now - 120_000)), cfg, now), true);
+  });
+  it('S5 a plugin waiting for a retry (gauge 0, failures below the limit) means start-up', () => {
+    assert.equal(podInStartup(data(metrics({ 'a/y': { g: 0, f: 4 } }, now - 120_000)), cfg, now), true);
+  });
+  it('S6 no plugin data yet means start-up (uses first-seen time when the process start is unknown)', () => {
+    assert.equal(podInStartup({ metrics: undefined, ready: undefined, firstSeenAt: now - 120_000 }, cfg, now), true);
+    assert.equal(podInStartup({ metrics: undefined, ready: undefined, firstSeenAt: now - 2_000_000 }, cfg, now), false);
+  });
+  it('S7 otherwise the pod is past start-up (running and given-up plugins only)', () => {
+    assert.equal(podInStartup(data(metrics({ 'a/x': { g: 1 }, 'a/y': { g: 0, f: 15 } }, now - 120_000)), cfg, now), false);
+  });
+});
+
+describe('state table: a plugin on a pod', () => {
+  const on = (s: Parameters<typeof metrics>[0], id: string, inStartup: boolean, ready?: ReadyData) =>
+    pluginOnPod(id, data(metrics(s, OLD), ready), inStartup, cfg);
+
+  it('R1 gauge 1 is ready, whatever a stale ready-check list says', () => {
+    assert.equal(on({ 'a/x': { g: 1 } }, 'a/x', false, unready(['a/x'], [])).state, 'ready');
+  });
+  it('R2 listed failed by the daemon ready-check is failed', () => {
+    assert.equal(on({ 'a/x': { g: 0, f: 2 } }, 'a/x', true, unready([], ['a/x'])).state, 'failed');
+  });
+  it('R3 gauge 0.5 is starting (launching)', () => {
+    const p = on({ 'a/x': { g: 0.5 } }, 'a/x', true);
+    assert.equal(p.state, 'starting');
+    assert.equal(p.why, 'launching');
+  });
+  it('R4 gauge 0 with failed launches at the retry limit is failed', () => {
+    const p = on({ 'a/x': { g: 0, f: 15 } }, 'a/x', false);
+    assert.equal(p.state, 'failed');
+    assert.match(p.why, /gave up after 15 failed launches/);
+  });
+  it('R4 the ready-check MaxRetries overrides the configured limit', () => {
+    assert.equal(on({ 'a/x': { g: 0, f: 5 } }, 'a/x', false, unready([], [], 5)).state, 'failed');
+    assert.equal(on({ 'a/x': { g: 0, f: 5 } }, 'a/x', false).state, 'starting');
+  });
+  it('R5 gauge 0 with failed launches below the limit is starting (retrying)', () => {
+    const p = on({ 'a/x': { g: 0, f: 14 } }, 'a/x', false);
+    assert.equal(p.state, 'starting');
+    assert.match(p.why, /retrying after 14 failed launches/);
+  });
+  it('R6 gauge 0 without failures: starting during start-up, absent (stopped) after', () => {
+    assert.equal(on({ 'a/x': { g: 0 } }, 'a/x', true).state, 'starting');
+    assert.equal(on({ 'a/x': { g: 0 } }, 'a/x', false).state, 'absent');
+  });
+  it('R7 no series but listed missing by the daemon ready-check is starting', () => {
+    assert.equal(on({}, 'a/x', false, unready(['a/x'], [])).state, 'starting');
+  });
+  it('R8 no series is absent: queued during start-up, not running after', () => {
+    assert.match(on({}, 'a/x', true).why, /queued/);
+    assert.equal(on({}, 'a/x', true).state, 'absent');
+    assert.equal(on({}, 'a/x', false).state, 'absent');
+  });
+});
+
+describe('daemon retry schedule', () => {
+  it('waits none for retries 0-2, 30 s for 3-7, 60 s for 8-14', () => {
+    assert.deepEqual([1, 2, 3, 4, 8, 9, 15].map(daemonRetryWaitMs), [0, 0, 0, 30_000, 30_000, 60_000, 60_000]);
+  });
+});

@@ -1,0 +1,106 @@
+/**
+ * The state rules: how one pod's latest reports become pod and plugin states.
+ * Pure functions of (reports, config, now). Each rule is a row of the README's
+ * state table and has a test in rules.spec.ts.
+ */
+import type { PluginId } from '../core/plugin-id.js';
+import type { MetricsData, ReadyData } from '../status/types.js';
+import type { PluginOnPod, PluginState } from './types.js';
+
+export interface RuleConfig {
+  readonly daemonRetryLimit: number;
+  readonly startupGraceMs: number;
+  readonly startupMaxMs: number;
+}
+
+/** What the rules know of one pod: its freshest good data per source. */
+export interface PodData {
+  readonly metrics: MetricsData | undefined;
+  /** Ready-check data, only while it is fresh (the tracker drops stale data). */
+  readonly ready: ReadyData | undefined;
+  /** When the gate first saw the pod; stands in for the process start time until metrics give it. */
+  readonly firstSeenAt: number;
+}
+
+/** Ready-check reasons (daemon PR #600) that mean "still launching". */
+const STARTUP_REASONS: ReadonlySet<string> = new Set(['manager_not_initialized', 'plugin_monitor_not_ready', 'plugins_starting']);
+
+export function retryLimit(d: PodData, cfg: RuleConfig): number {
+  // A daemon with /ready/check reports its own limit (PLUGIN_LOCAL_MAX_RETRY_COUNT); trust it over ours.
+  return d.ready?.detail?.maxRetries ?? cfg.daemonRetryLimit;
+}
+
+/**
+ * Is the pod still launching its plugins? While it is, a plugin it does not
+ * report yet may simply be queued behind the launch limit (the daemon publishes
+ * no series for queued plugins), so "absent" must read as "starting".
+ */
+export function podInStartup(d: PodData, cfg: RuleConfig, now: number): boolean {
+  const startedAt = d.metrics?.processStartMs ?? d.firstSeenAt;
+  const age = now - startedAt;
+  if (age < cfg.startupGraceMs) return true; // before the daemon's first scan has published anything
+  if (age > cfg.startupMaxMs) return false; // bound: a pod can't claim start-up forever
+  if (d.ready !== undefined && !d.ready.ready && STARTUP_REASONS.has(d.ready.reason)) return true;
+  const m = d.metrics;
+  if (m === undefined) return true; // no plugin data at all yet: nothing proves the launch queue is empty
+  const limit = retryLimit(d, cfg);
+  for (const [id, g] of m.runtimeStatus) {
+    if (g > 0 && g < 1) return true; // launching: the queue is moving
+    if (g === 0) {
+      const f = m.failedLaunches.get(id) ?? 0;
+      if (f > 0 && f < limit) return true; // waiting for a retry
+    }
+  }
+  return false;
+}
+
+/** State of one plugin on one pod. */
+export function pluginOnPod(id: PluginId, d: PodData, inStartup: boolean, cfg: RuleConfig): PluginOnPod {
+  const m = d.metrics;
+  const gauge = m?.runtimeStatus.get(id);
+  const failedLaunches = m?.failedLaunches.get(id) ?? 0;
+  const restarts = m?.restarts.get(id) ?? 0;
+  const limit = retryLimit(d, cfg);
+  const detail = d.ready?.detail;
+  const mk = (state: PluginState, why: string): PluginOnPod => ({ state, gauge, failedLaunches, restarts, why });
+
+  if (gauge !== undefined && gauge >= 1) return mk('ready', 'running');
+  if (detail !== undefined && detail.failed.includes(id)) return mk('failed', 'the daemon lists it as failed');
+  if (gauge !== undefined && gauge > 0) return mk('starting', 'launching');
+  if (gauge !== undefined) {
+    if (failedLaunches >= limit) return mk('failed', `gave up after ${failedLaunches} failed launches`);
+    if (failedLaunches > 0) return mk('starting', `retrying after ${failedLaunches} failed launch${failedLaunches === 1 ? '' : 'es'}`);
+    // Gauge 0 without failed launches: stopped. During start-up that is a launch
+    // about to be retried; afterwards it is a plugin the daemon stopped.
+    return inStartup ? mk('starting', 'stopped during start-up') : mk('absent', 'stopped');
+  }
+  if (detail !== undefined && detail.missing.includes(id)) return mk('starting', 'the daemon lists it as missing');
+  if (failedLaunches >= limit) return mk('failed', `gave up after ${failedLaunches} failed launches`);
+  return mk('absent', inStartup ? 'no series yet (queued behind the launch limit)' : 'not running on this pod');
+}
+
+/** Every plugin id the pod's data mentions. */
+export function pluginsOf(d: PodData): Set<PluginId> {
+  const ids = new Set<PluginId>();
+  if (d.metrics !== undefined) {
+    for (const id of d.metrics.runtimeStatus.keys()) ids.add(id);
+    for (const id of d.metrics.failedLaunches.keys()) ids.add(id);
+  }
+  if (d.ready?.detail !== undefined) {
+    for (const id of d.ready.detail.missing) ids.add(id);
+    for (const id of d.ready.detail.failed) ids.add(id);
+  }
+  return ids;
+}
+
+/**
+ * How long until a retrying plugin is launched again, from the daemon's
+ * schedule (no wait for retries 0–2, 30 s for 3–7, 60 s for 8–14). After f
+ * failed launches the next attempt is retry number f − 1.
+ */
+export function daemonRetryWaitMs(failedLaunches: number): number {
+  const retry = failedLaunches - 1;
+  if (retry <= 2) return 0;
+  if (retry <= 7) return 30_000;
+  return 60_000;
+}

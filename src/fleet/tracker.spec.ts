@@ -1,0 +1,128 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { failReport, metrics, newTracker, okReport, OLD, T0, trackerDefaults } from '../../test/support/fleet.js';
+import { FakeClock } from '../core/clock.js';
+import { FleetTracker } from './tracker.js';
+import type { FleetChange } from './tracker.js';
+
+const A = '10.0.0.1:5002';
+const B = '10.0.0.2:5002';
+
+describe('FleetTracker', () => {
+  it('P1 is incomplete until every discovered pod has been polled once, pass or fail', () => {
+    const { tracker } = newTracker([A, B]);
+    assert.equal(tracker.snapshot().complete, false);
+    tracker.ingest(okReport(A, T0, metrics({ 'a/x': { g: 1 } }, OLD)));
+    assert.equal(tracker.snapshot().complete, false);
+    assert.equal(tracker.snapshot().pods.get(B)?.state, 'stale'); // never read: no data, never live
+    tracker.ingest(failReport(B, T0));
+    assert.equal(tracker.snapshot().complete, true);
+  });
+
+  it('is not complete before discovery has answered at all; an answered empty discovery is', () => {
+    const tracker = new FleetTracker(trackerDefaults, new FakeClock(T0));
+    assert.equal(tracker.snapshot().complete, false);
+    tracker.setPods([]);
+    assert.equal(tracker.snapshot().complete, true);
+  });
+
+  it('P2 a pod is unreachable after N consecutive failed polls and drops out of every ready set', () => {
+    const { tracker, clock } = newTracker([A, B]);
+    tracker.ingest(okReport(A, T0, metrics({ 'a/x': { g: 1 } }, OLD)));
+    tracker.ingest(okReport(B, T0, metrics({ 'a/x': { g: 1 } }, OLD)));
+    assert.deepEqual(tracker.snapshot().plugins.get('a/x')?.readyPods.map((p) => p.address), [A, B]);
+    for (let i = 1; i <= 2; i++) {
+      clock.advance(1_000);
+      tracker.ingest(failReport(B, clock.now()));
+      assert.equal(tracker.snapshot().pods.get(B)?.state, 'live', `after ${i} failures`);
+    }
+    clock.advance(1_000);
+    tracker.ingest(failReport(B, clock.now(), 'status_timeout'));
+    const snap = tracker.snapshot();
+    assert.equal(snap.pods.get(B)?.state, 'unreachable');
+    assert.equal(snap.pods.get(B)?.lastError?.code, 'status_timeout');
+    assert.deepEqual(snap.plugins.get('a/x')?.readyPods.map((p) => p.address), [A]);
+    assert.deepEqual(snap.livePods.map((p) => p.address), [A]);
+  });
+
+  it('P3 a pod with no good metrics within stale-after is stale; decisions also see freshUntil', () => {
+    const { tracker, clock } = newTracker([A]);
+    tracker.ingest(okReport(A, T0, metrics({ 'a/x': { g: 1 } }, OLD)));
+    assert.equal(tracker.snapshot().pods.get(A)?.freshUntil, T0 + 10_000);
+    clock.advance(10_001);
+    tracker.tick();
+    assert.equal(tracker.snapshot().pods.get(A)?.state, 'stale');
+    assert.equal(tracker.snapshot().plugins.get('a/x')?.readyPods.length, 0);
+  });
+
+  it('P4 a pod gone from discovery is removed, then forgotten after the retention', () => {
+    const { tracker, clock } = newTracker([A, B]);
+    tracker.ingest(okReport(A, T0, metrics({}, OLD)));
+    tracker.ingest(okReport(B, T0, metrics({}, OLD)));
+    tracker.setPods([A]);
+    assert.equal(tracker.snapshot().pods.get(B)?.state, 'removed');
+    assert.deepEqual(tracker.snapshot().livePods.map((p) => p.address), [A]);
+    tracker.ingest(okReport(B, T0, metrics({ 'a/x': { g: 1 } }, OLD))); // late answer ignored
+    assert.equal(tracker.snapshot().plugins.get('a/x'), undefined);
+    clock.advance(300_001);
+    tracker.tick();
+    assert.equal(tracker.snapshot().pods.has(B), false);
+  });
+
+  it('a pod that comes back after removal starts from nothing', () => {
+    const { tracker } = newTracker([A]);
+    tracker.ingest(okReport(A, T0, metrics({ 'a/x': { g: 1 } }, OLD)));
+    tracker.setPods([]);
+    tracker.setPods([A]);
+    assert.equal(tracker.snapshot().pods.get(A)?.state, 'stale');
+    assert.equal(tracker.snapshot().complete, false);
+  });
+
+  it('a partial answer (health ok, metrics failing) keeps the pod reachable but lets its plugin data go stale', () => {
+    const { tracker, clock } = newTracker([A]);
+    tracker.ingest(okReport(A, T0, metrics({ 'a/x': { g: 1 } }, OLD)));
+    for (let i = 0; i < 6; i++) {
+      clock.advance(2_000);
+      const r = okReport(A, clock.now(), metrics({}, OLD));
+      tracker.ingest({ ...r, metrics: failReport(A, clock.now(), 'status_timeout').metrics! });
+    }
+    const pod = tracker.snapshot().pods.get(A)!;
+    assert.equal(pod.consecutiveFailures, 0);
+    assert.equal(pod.state, 'stale');
+    assert.equal(pod.lastError?.code, 'status_timeout');
+  });
+
+  it('reports pod and plugin transitions to listeners, and a throwing listener changes nothing', () => {
+    const { tracker, clock } = newTracker([A]);
+    const seen: FleetChange[] = [];
+    tracker.onSnapshot(() => {
+      throw new Error('listener bug');
+    });
+    tracker.onSnapshot((_s, c) => seen.push(...c));
+    tracker.ingest(okReport(A, T0, metrics({ 'a/x': { g: 0.5 } }, OLD)));
+    clock.advance(2_000);
+    tracker.ingest(okReport(A, clock.now(), metrics({ 'a/x': { g: 1 } }, OLD)));
+    assert.deepEqual(
+      seen.map((c) => (c.kind === 'pod' ? `pod ${c.from}->${c.to}` : `${c.plugin} ${c.from}->${c.to}`)),
+      ['pod stale->live', 'a/x absent->starting', 'a/x starting->ready'],
+    );
+    assert.equal(tracker.snapshot().plugins.get('a/x')?.readyPods.length, 1);
+  });
+
+  it('caps the number of plugins it tracks and counts the rest', () => {
+    const { tracker } = newTracker([A], { maxPlugins: 2 });
+    tracker.ingest(okReport(A, T0, metrics({ 'a/x': { g: 1 }, 'a/y': { g: 1 }, 'a/z': { g: 1 } }, OLD)));
+    assert.equal(tracker.snapshot().plugins.size, 2);
+    assert.ok(tracker.droppedPlugins > 0);
+  });
+
+  it('keeps snapshots immutable: an old snapshot does not change when a new one is built', () => {
+    const { tracker } = newTracker([A]);
+    tracker.ingest(okReport(A, T0, metrics({ 'a/x': { g: 1 } }, OLD)));
+    const before = tracker.snapshot();
+    tracker.ingest(okReport(A, T0 + 1, metrics({ 'a/x': { g: 0, f: 15 } }, OLD)));
+    assert.equal(before.plugins.get('a/x')?.readyPods.length, 1);
+    assert.equal(tracker.snapshot().plugins.get('a/x')?.failedPods.length, 1);
+    assert.ok(tracker.snapshot().version > before.version);
+  });
+});

@@ -1,0 +1,286 @@
+/**
+ * The fleet tracker: the one writer of the fleet view. Discovery tells it which
+ * pods exist, the poller hands it reports; after each change it builds a new
+ * immutable snapshot and swaps it in. Readers only ever hold a snapshot.
+ */
+import type { Clock } from '../core/clock.js';
+import type { GateError } from '../core/errors.js';
+import type { PluginId } from '../core/plugin-id.js';
+import type { MetricsData, PodReport, ReadyData } from '../status/types.js';
+import { pluginOnPod, pluginsOf, podInStartup, type PodData, type RuleConfig } from './rules.js';
+import type { FleetSnapshot, PluginOnPod, PluginView, PodState, PodView } from './types.js';
+
+export interface TrackerConfig extends RuleConfig {
+  readonly unreachableAfter: number;
+  readonly staleAfterMs: number;
+  readonly removedRetentionMs: number;
+  readonly maxPlugins: number;
+}
+
+interface PodRecord {
+  readonly address: string;
+  firstSeenAt: number;
+  removedAt: number | undefined;
+  polls: number;
+  consecutiveFailures: number;
+  lastReportAt: number | undefined;
+  lastSuccessAt: number | undefined;
+  lastError: GateError | undefined;
+  metrics: MetricsData | undefined;
+  metricsAt: number | undefined;
+  ready: ReadyData | undefined;
+  readyAt: number | undefined;
+  version: string | undefined;
+  platform: string | undefined;
+}
+
+/** A transition worth a log line: pod state or plugin state on a pod changed. */
+export type FleetChange =
+  | { readonly kind: 'pod'; readonly pod: string; readonly from: PodState | 'new'; readonly to: PodState; readonly error: GateError | undefined }
+  | { readonly kind: 'plugin'; readonly pod: string; readonly plugin: PluginId; readonly from: PluginOnPod['state']; readonly to: PluginOnPod['state']; readonly why: string };
+
+export type SnapshotListener = (snap: FleetSnapshot, changes: readonly FleetChange[]) => void;
+
+const EMPTY_PLUGINS: ReadonlyMap<PluginId, PluginOnPod> = new Map();
+
+export class FleetTracker {
+  private readonly pods = new Map<string, PodRecord>();
+  private discovered = false;
+  private discoveryError: GateError | undefined;
+  private current: FleetSnapshot;
+  private version = 0;
+  private readonly listeners: SnapshotListener[] = [];
+  /** Plugins beyond max-plugins, seen and dropped: counted, never labelled. */
+  droppedPlugins = 0;
+
+  constructor(
+    private readonly cfg: TrackerConfig,
+    private readonly clock: Clock,
+  ) {
+    this.current = this.build([]);
+  }
+
+  snapshot(): FleetSnapshot {
+    return this.current;
+  }
+
+  onSnapshot(listener: SnapshotListener): void {
+    this.listeners.push(listener);
+  }
+
+  /** Discovery's current set. A pod that leaves is kept as `removed` for a while, then forgotten. */
+  setPods(addresses: readonly string[], error?: GateError): void {
+    const now = this.clock.now();
+    const keep = new Set(addresses);
+    for (const a of addresses) {
+      const rec = this.pods.get(a);
+      if (rec === undefined) this.pods.set(a, newRecord(a, now));
+      else if (rec.removedAt !== undefined) {
+        // Back again (e.g. the same IP reused): start over, nothing old is trusted.
+        this.pods.set(a, newRecord(a, now));
+      }
+    }
+    for (const rec of this.pods.values()) {
+      if (!keep.has(rec.address) && rec.removedAt === undefined) rec.removedAt = now;
+    }
+    this.discovered = true;
+    this.discoveryError = error;
+    this.swap();
+  }
+
+  /** Discovery failed and kept its last set: only the error changes. */
+  setDiscoveryError(error: GateError | undefined): void {
+    this.discoveryError = error;
+    this.swap();
+  }
+
+  ingest(report: PodReport): void {
+    const rec = this.pods.get(report.pod);
+    if (rec === undefined || rec.removedAt !== undefined) return; // a late answer from a pod already gone
+    rec.polls += 1;
+    rec.lastReportAt = report.at;
+    let answered = false;
+    let firstError: GateError | undefined;
+    const note = (e: GateError): void => {
+      firstError ??= e;
+    };
+    if (report.metrics !== undefined) {
+      if (report.metrics.ok) {
+        answered = true;
+        rec.metrics = report.metrics.data;
+        rec.metricsAt = report.at;
+      } else note(report.metrics.error);
+    }
+    if (report.ready !== undefined) {
+      if (report.ready.ok) {
+        answered = true;
+        rec.ready = report.ready.data;
+        rec.readyAt = report.at;
+      } else note(report.ready.error);
+    }
+    if (report.health !== undefined) {
+      if (report.health.ok) {
+        answered = true;
+        rec.version = report.health.data.version ?? rec.version;
+        rec.platform = report.health.data.platform ?? rec.platform;
+      } else note(report.health.error);
+    }
+    if (answered) {
+      rec.consecutiveFailures = 0;
+      rec.lastSuccessAt = report.at;
+    } else {
+      rec.consecutiveFailures += 1;
+    }
+    // Keep the last error even after a partial success: /status shows why a source is failing.
+    rec.lastError = firstError;
+    this.swap();
+  }
+
+  /** Re-evaluate time-based states (stale, start-up, retention) without a new report. */
+  tick(): void {
+    const now = this.clock.now();
+    for (const [a, rec] of this.pods) {
+      if (rec.removedAt !== undefined && now - rec.removedAt > this.cfg.removedRetentionMs) this.pods.delete(a);
+    }
+    this.swap();
+  }
+
+  private swap(): void {
+    const prev = this.current;
+    const changes: FleetChange[] = [];
+    this.current = this.build(changes, prev);
+    for (const l of this.listeners) {
+      try {
+        l(this.current, changes);
+      } catch {
+        // A listener (log, metrics) must never break the view.
+      }
+    }
+  }
+
+  private build(changes: FleetChange[], prev?: FleetSnapshot): FleetSnapshot {
+    const now = this.clock.now();
+    const cfg = this.cfg;
+    const pods = new Map<string, PodView>();
+    const live: PodView[] = [];
+    const startup: PodView[] = [];
+    let complete = this.discovered;
+    const known = new Set<PluginId>();
+
+    const addresses = [...this.pods.keys()].sort();
+    for (const address of addresses) {
+      const rec = this.pods.get(address)!;
+      if (rec.removedAt === undefined && rec.polls === 0) complete = false;
+      const data: PodData = {
+        metrics: rec.metrics,
+        // Ready-check data is used only while fresh: its lists must not outlive the bound.
+        ready: rec.readyAt !== undefined && now - rec.readyAt <= cfg.staleAfterMs ? rec.ready : undefined,
+        firstSeenAt: rec.firstSeenAt,
+      };
+      const state = podState(rec, cfg, now);
+      const inStartup = state === 'live' && podInStartup(data, cfg, now);
+      const plugins = new Map<PluginId, PluginOnPod>();
+      if (state !== 'removed') {
+        for (const id of pluginsOf(data)) {
+          if (!known.has(id)) {
+            if (known.size >= cfg.maxPlugins) {
+              this.droppedPlugins += 1;
+              continue;
+            }
+            known.add(id);
+          }
+          plugins.set(id, pluginOnPod(id, data, inStartup, cfg));
+        }
+      }
+      const view: PodView = {
+        address,
+        state,
+        freshUntil: state === 'live' && rec.metricsAt !== undefined ? rec.metricsAt + cfg.staleAfterMs : -Infinity,
+        inStartup,
+        startedAt: rec.metrics?.processStartMs,
+        version: rec.version,
+        platform: rec.platform,
+        lastReportAt: rec.lastReportAt,
+        lastSuccessAt: rec.lastSuccessAt,
+        consecutiveFailures: rec.consecutiveFailures,
+        lastError: rec.lastError,
+        plugins: plugins.size === 0 ? EMPTY_PLUGINS : plugins,
+      };
+      pods.set(address, view);
+      if (state === 'live') {
+        live.push(view);
+        if (inStartup) startup.push(view);
+      }
+      if (prev !== undefined) diffPod(prev.pods.get(address), view, changes);
+    }
+
+    const byPlugin = new Map<PluginId, { ready: PodView[]; starting: PodView[]; failed: PodView[]; maxF: number }>();
+    for (const id of known) byPlugin.set(id, { ready: [], starting: [], failed: [], maxF: 0 });
+    for (const pod of live) {
+      for (const [id, p] of pod.plugins) {
+        const b = byPlugin.get(id)!;
+        if (p.state === 'ready') b.ready.push(pod);
+        else if (p.state === 'starting') {
+          b.starting.push(pod);
+          if (p.failedLaunches > b.maxF) b.maxF = p.failedLaunches;
+        } else if (p.state === 'failed') b.failed.push(pod);
+      }
+    }
+    const plugins = new Map<PluginId, PluginView>();
+    for (const [id, b] of byPlugin) {
+      plugins.set(id, { id, readyPods: b.ready, startingPods: b.starting, failedPods: b.failed, maxFailedLaunchesRetrying: b.maxF });
+    }
+    return {
+      version: ++this.version,
+      builtAt: now,
+      complete,
+      pods,
+      livePods: live,
+      startupPods: startup,
+      plugins,
+      discoveryError: this.discoveryError,
+    };
+  }
+}
+
+function newRecord(address: string, now: number): PodRecord {
+  return {
+    address,
+    firstSeenAt: now,
+    removedAt: undefined,
+    polls: 0,
+    consecutiveFailures: 0,
+    lastReportAt: undefined,
+    lastSuccessAt: undefined,
+    lastError: undefined,
+    metrics: undefined,
+    metricsAt: undefined,
+    ready: undefined,
+    readyAt: undefined,
+    version: undefined,
+    platform: undefined,
+  };
+}
+
+/**
+ * removed: gone from discovery. unreachable: N polls in a row got no answer from
+ * any source. stale: no good plugin data (metrics) within the bound, including a
+ * pod never read yet. live: otherwise.
+ */
+export function podState(rec: Pick<PodRecord, 'removedAt' | 'consecutiveFailures' | 'metricsAt'>, cfg: TrackerConfig, now: number): PodState {
+  if (rec.removedAt !== undefined) return 'removed';
+  if (rec.consecutiveFailures >= cfg.unreachableAfter) return 'unreachable';
+  if (rec.metricsAt === undefined || now - rec.metricsAt > cfg.staleAfterMs) return 'stale';
+  return 'live';
+}
+
+function diffPod(before: PodView | undefined, after: PodView, out: FleetChange[]): void {
+  if (before === undefined || before.state !== after.state) {
+    out.push({ kind: 'pod', pod: after.address, from: before?.state ?? 'new', to: after.state, error: after.lastError });
+  }
+  if (after.state !== 'live') return;
+  for (const [id, p] of after.plugins) {
+    const was = before?.state === 'live' ? before.plugins.get(id)?.state ?? 'absent' : 'absent';
+    if (was !== p.state) out.push({ kind: 'plugin', pod: after.address, plugin: id, from: was, to: p.state, why: p.why });
+  }
+}

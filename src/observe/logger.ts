@@ -1,0 +1,21 @@
+/**
+ * The process logger (pino, JSON lines). Decision logs carry no headers at all;
+ * the redact list is defence in depth for anything that ever logs a header map.
+ */
+import pino, { type Logger, type DestinationStream } from 'pino';
+import { ALWAYS_REDACTED } from '../config/config.js';
+
+export type { Logger };
+
+export function createLogger(level: string, extraRedacted: readonly string[] = [], dest?: DestinationStream): Logger {
+  const names = [...new Set([...ALWAYS_REDACTED, ...extraRedacted])];
+  const paths = names.flatMap((h) => [`headers["${h}"]`, `req.headers["${h}"]`, `request.headers["${h}"]`]);
+  const opts = {
+    level,
+    base: { service: 'plugin-gate' },
+    redact: { paths, censor: '[redacted]' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label: string) => ({ level: label }) },
+  };
+  return dest === undefined ? pino(opts) : pino(opts, dest);
+}

@@ -1,0 +1,153 @@
+/**
+ * Prometheus metrics (prom-client, own registry). Hot-path work is a counter
+ * increment on a pre-bound child and one histogram observation; every label
+ * value comes from a closed set (faces, reasons, sources, error codes) or from
+ * what the daemons report (pods, plugins, already capped by the tracker) —
+ * never from request input. Fleet gauges are computed at scrape time.
+ */
+import client from 'prom-client';
+import { ERROR_CODES, type ErrorCode } from '../core/errors.js';
+import { ALLOW_REASONS, REASONS, type Decision, type Reason } from '../decide/types.js';
+import type { FleetSnapshot } from '../fleet/types.js';
+import type { PodReport, SourceName, SourceResult } from '../status/types.js';
+
+export type Face = 'grpc' | 'http';
+
+export class GateMetrics {
+  readonly registry = new client.Registry();
+  private readonly decisionChildren = new Map<string, client.Counter.Internal>();
+  private readonly latency: client.Histogram;
+  private readonly polls: client.Counter;
+  private readonly pollChildren = new Map<string, client.Counter.Internal>();
+  private readonly discoveryErrors: client.Counter;
+
+  constructor(snapshot: () => FleetSnapshot, droppedPlugins: () => number) {
+    const decisions = new client.Counter({
+      name: 'plugin_gate_decisions_total',
+      help: 'Check decisions by face, decision (allow/deny) and reason.',
+      labelNames: ['face', 'decision', 'reason'] as const,
+      registers: [this.registry],
+    });
+    for (const face of ['grpc', 'http'] as const) {
+      for (const reason of REASONS) {
+        const decision = isAllowReason(reason) ? 'allow' : 'deny';
+        this.decisionChildren.set(face + reason, decisions.labels(face, decision, reason));
+      }
+    }
+    this.latency = new client.Histogram({
+      name: 'plugin_gate_check_duration_seconds',
+      help: 'Time to decide one Check, from request parsed to answer built.',
+      buckets: [5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 1e-2, 5e-2],
+      registers: [this.registry],
+    });
+    this.polls = new client.Counter({
+      name: 'plugin_gate_polls_total',
+      help: 'Status reads by source and result code (ok or an error code).',
+      labelNames: ['source', 'code'] as const,
+      registers: [this.registry],
+    });
+    for (const source of ['metrics', 'health-check', 'ready-check'] as const) {
+      for (const code of ['ok', ...ERROR_CODES]) this.pollChildren.set(source + code, this.polls.labels(source, code));
+    }
+    this.discoveryErrors = new client.Counter({
+      name: 'plugin_gate_discovery_errors_total',
+      help: 'Failed discovery rounds (the last good set of pods is kept).',
+      registers: [this.registry],
+    });
+
+    const reg = [this.registry];
+    new client.Gauge({
+      name: 'plugin_gate_ready',
+      help: '1 once the first complete poll round has finished.',
+      registers: reg,
+      collect() {
+        this.set(snapshot().complete ? 1 : 0);
+      },
+    });
+    new client.Gauge({
+      name: 'plugin_gate_pod_live',
+      help: 'Per daemon pod: 1 live, 0 otherwise (state label says which).',
+      labelNames: ['pod', 'state'] as const,
+      registers: reg,
+      collect() {
+        this.reset();
+        for (const p of snapshot().pods.values()) this.labels(p.address, p.state).set(p.state === 'live' ? 1 : 0);
+      },
+    });
+    new client.Gauge({
+      name: 'plugin_gate_pod_report_age_seconds',
+      help: 'Per daemon pod: seconds since the last good status report.',
+      labelNames: ['pod'] as const,
+      registers: reg,
+      collect() {
+        this.reset();
+        const now = Date.now();
+        for (const p of snapshot().pods.values()) {
+          if (p.lastSuccessAt !== undefined) this.labels(p.address).set((now - p.lastSuccessAt) / 1000);
+        }
+      },
+    });
+    new client.Gauge({
+      name: 'plugin_gate_pod_in_startup',
+      help: 'Per live daemon pod: 1 while it is still launching plugins.',
+      labelNames: ['pod'] as const,
+      registers: reg,
+      collect() {
+        this.reset();
+        for (const p of snapshot().livePods) this.labels(p.address).set(p.inStartup ? 1 : 0);
+      },
+    });
+    new client.Gauge({
+      name: 'plugin_gate_plugin_pods',
+      help: 'Per plugin: live pods where it is ready, starting or failed (labels only for plugins the daemons report, capped by max-plugins).',
+      labelNames: ['plugin_id', 'state'] as const,
+      registers: reg,
+      collect() {
+        this.reset();
+        for (const pv of snapshot().plugins.values()) {
+          this.labels(pv.id, 'ready').set(pv.readyPods.length);
+          this.labels(pv.id, 'starting').set(pv.startingPods.length);
+          this.labels(pv.id, 'failed').set(pv.failedPods.length);
+        }
+      },
+    });
+    new client.Gauge({
+      name: 'plugin_gate_plugins_unlabelled',
+      help: 'Plugin sightings dropped because max-plugins was reached.',
+      registers: reg,
+      collect() {
+        this.set(droppedPlugins());
+      },
+    });
+    client.collectDefaultMetrics({ register: this.registry, prefix: 'plugin_gate_' });
+  }
+
+  decision(face: Face, d: Decision, seconds: number): void {
+    this.decisionChildren.get(face + d.reason)?.inc();
+    this.latency.observe(seconds);
+  }
+
+  report(r: PodReport): void {
+    this.source('metrics', r.metrics);
+    this.source('health-check', r.health);
+    this.source('ready-check', r.ready);
+  }
+
+  discoveryError(): void {
+    this.discoveryErrors.inc();
+  }
+
+  private source(name: SourceName, res: SourceResult<unknown> | undefined): void {
+    if (res === undefined) return;
+    const code: 'ok' | ErrorCode = res.ok ? 'ok' : res.error.code;
+    this.pollChildren.get(name + code)?.inc();
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
+
+function isAllowReason(r: Reason): boolean {
+  return (ALLOW_REASONS as readonly string[]).includes(r);
+}
