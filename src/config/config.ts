@@ -170,7 +170,9 @@ function validate(raw: RawValues, problems: string[]): Config | undefined {
     problems.push(`poll-timeout: ${raw['poll-timeout']} must be at most five poll intervals (${raw['poll-interval']})`);
   }
   const sources = get<readonly string[]>('sources');
-  if (sources !== undefined && sources.length === 0) problems.push('sources: "" needs at least one of metrics, health-check, ready-check');
+  if (sources !== undefined && !sources.includes('metrics')) {
+    problems.push(`sources: ${JSON.stringify(raw['sources'])} must include metrics: it is the only per-plugin source (health-check and ready-check add to it)`);
+  }
   if (problems.length > 0) return undefined;
 
   const httpRaw = raw['http-listen'];

@@ -1,0 +1,84 @@
+#!/usr/bin/env node
+/**
+ * `plugin-gate`: parse flags, environment and file; validate; run until SIGTERM.
+ * Exit codes: 0 ok, 1 runtime failure (e.g. a port in use), 2 bad configuration.
+ */
+import { readFileSync } from 'node:fs';
+import { ConfigError, formatHostPort, helpText, loadConfig, type Config } from '../config/config.js';
+import { startGate } from '../app/app.js';
+import { packageRoot } from '../core/package-root.js';
+import { parseArgs } from './args.js';
+
+function version(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(`${packageRoot()}/package.json`, 'utf8')) as { version?: string };
+    return pkg.version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+function summary(c: Config): string {
+  const where = c.discovery === 'dns' ? `dns ${c.dnsName?.host}:${c.dnsName?.port}` : `static ${c.targets.join(',')}`;
+  return [
+    `config ok`,
+    `  discovery: ${where}`,
+    `  grpc ${formatHostPort(c.grpcListen)}, http ${c.httpListen === undefined ? 'off' : formatHostPort(c.httpListen)}, admin ${formatHostPort(c.adminListen)}`,
+    `  sources ${c.sources.join(',')} every ${c.pollIntervalMs}ms (timeout ${c.pollTimeoutMs}ms)`,
+  ].join('\n');
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const args = parseArgs(argv);
+  if (args.help) {
+    process.stdout.write(helpText() + '\n');
+    return 0;
+  }
+  if (args.version) {
+    process.stdout.write(`plugin-gate ${version()}\n`);
+    return 0;
+  }
+  let config: Config;
+  try {
+    if (args.problems.length > 0) throw new ConfigError(args.problems);
+    config = loadConfig({ flags: args.flags, env: process.env, file: args.configFile ?? process.env['PLUGIN_GATE_CONFIG'] });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      for (const p of err.problems) process.stderr.write(`plugin-gate: config: ${p}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  if (args.checkConfig) {
+    process.stdout.write(summary(config) + '\n');
+    return 0;
+  }
+
+  const gate = await startGate(config);
+  process.on('unhandledRejection', (reason) => gate.logger.error({ err: String(reason) }, 'unhandled rejection'));
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) {
+        gate.logger.warn({ signal }, 'second signal: exiting now');
+        process.exit(1);
+      }
+      stopping = true;
+      gate.logger.info({ signal }, 'shutting down');
+      void gate.shutdown().then(resolve);
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`plugin-gate: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

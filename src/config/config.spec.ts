@@ -1,0 +1,112 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, configFor, helpText, loadConfig, parseDuration } from './config.js';
+import { OPTIONS } from './options.js';
+import { parseArgs } from '../cli/args.js';
+
+function problems(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return [...err.problems];
+    throw err;
+  }
+  assert.fail('expected a ConfigError');
+}
+
+describe('configuration', () => {
+  it('starts from defaults with only --targets', () => {
+    const c = configFor({ targets: '10.0.0.11:5002,10.0.0.12:5002' });
+    assert.deepEqual(c.targets, ['10.0.0.11:5002', '10.0.0.12:5002']);
+    assert.deepEqual(c.grpcListen, { host: '0.0.0.0', port: 9191 });
+    assert.deepEqual(c.httpListen, { host: '0.0.0.0', port: 9192 });
+    assert.deepEqual(c.adminListen, { host: '0.0.0.0', port: 9190 });
+    assert.equal(c.pollIntervalMs, 2_000);
+    assert.equal(c.pollTimeoutMs, 1_000);
+    assert.equal(c.daemonRetryLimit, 15);
+    assert.equal(c.unreachableAfter, 3);
+    assert.equal(c.staleAfterMs, 10_000);
+    assert.deepEqual(c.sources, ['metrics', 'health-check']);
+    assert.equal(c.decisionLog, 'denied');
+  });
+
+  it('flags beat environment beat file beat defaults', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pg-config-'));
+    const file = join(dir, 'gate.yaml');
+    writeFileSync(file, 'targets: [10.0.0.1:5002]\npoll-interval: 3s\nstale-after: 20s\nretry-after: 7s\n');
+    const c = loadConfig({
+      file,
+      env: { PLUGIN_GATE_POLL_INTERVAL: '4s', PLUGIN_GATE_STALE_AFTER: '30s' },
+      flags: { 'poll-interval': '5s' },
+    });
+    assert.equal(c.pollIntervalMs, 5_000); // flag
+    assert.equal(c.staleAfterMs, 30_000); // env
+    assert.equal(c.retryAfterMs, 7_000); // file
+    assert.deepEqual(c.targets, ['10.0.0.1:5002']); // file list
+    assert.equal(c.unreachableAfter, 3); // default
+  });
+
+  it('reports every problem, one line each, naming the key, the value and what is allowed', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pg-config-'));
+    const file = join(dir, 'gate.yaml');
+    writeFileSync(file, 'targets: 10.0.0.1:5002\nbogus-key: 1\n');
+    const p = problems(() =>
+      loadConfig({
+        file,
+        env: { PLUGIN_GATE_POLL_TIMEOUT: 'fast' },
+        flags: { 'grpc-listen': 'nowhere', 'unknown-plugin': 'maybe', 'no-such-flag': 'x', 'poll-jitter': '99' },
+      }),
+    );
+    assert.equal(p.length, 6, p.join('\n'));
+    const has = (re: RegExp): void => assert.ok(p.some((l) => re.test(l)), `${re} in\n${p.join('\n')}`);
+    has(/^bogus-key: unknown key/);
+    has(/^poll-timeout: "fast" must be a duration/);
+    has(/^grpc-listen: "nowhere" must be IP:port/);
+    has(/^unknown-plugin: "maybe" must be one of allow, deny/);
+    has(/^--no-such-flag: unknown option/);
+    has(/^poll-jitter: "99" must be a whole number from 0 to 50/);
+  });
+
+  it('requires targets for static discovery and a name for DNS discovery', () => {
+    assert.match(problems(() => configFor({}))[0]!, /^targets: \(unset\) is required/);
+    assert.match(problems(() => configFor({ discovery: 'dns' }))[0]!, /^dns-name: \(unset\) is required/);
+    const c = configFor({ discovery: 'dns', 'dns-name': 'plugin-daemon.dify.svc.cluster.local:5002', 'dns-server': '127.0.0.1:5353' });
+    assert.deepEqual(c.dnsName, { host: 'plugin-daemon.dify.svc.cluster.local', port: 5002 });
+    assert.deepEqual(c.dnsServer, { host: '127.0.0.1', port: 5353 });
+  });
+
+  it('rejects targets that are not IP:port and checks cross-key rules', () => {
+    assert.match(problems(() => configFor({ targets: 'daemon:5002,10.0.0.1' }))[0]!, /^targets: .*not IP:port/);
+    assert.match(problems(() => configFor({ targets: '10.0.0.1:1', 'startup-grace': '20m', 'startup-max': '10m' }))[0]!, /^startup-grace:/);
+    assert.match(problems(() => configFor({ targets: '10.0.0.1:1', sources: 'metrics,prometheus' }))[0]!, /^sources: .*unknown entries prometheus/);
+  });
+
+  it('accepts IPv6 targets and http-listen off', () => {
+    const c = configFor({ targets: '[::1]:5002', 'http-listen': 'off' });
+    assert.deepEqual(c.targets, ['[::1]:5002']);
+    assert.equal(c.httpListen, undefined);
+  });
+
+  it('parses durations', () => {
+    assert.deepEqual(['250ms', '2s', '1.5s', '5m', '1h', '2', 's', '-1s'].map(parseDuration), [250, 2000, 1500, 300_000, 3_600_000, undefined, undefined, undefined]);
+  });
+
+  it('--help lists every option with its default and environment name', () => {
+    const h = helpText();
+    for (const o of OPTIONS) {
+      assert.ok(h.includes(`--${o.key}`), o.key);
+      assert.ok(h.includes('PLUGIN_GATE_' + o.key.toUpperCase().replace(/-/g, '_')), o.key);
+    }
+  });
+
+  it('parses flags in both spellings and bare booleans', () => {
+    const a = parseArgs(['--targets', '10.0.0.1:5002', '--poll-interval=3s', '--dry-run', '--config', 'x.yaml', '--check-config']);
+    assert.deepEqual(a.flags, { targets: '10.0.0.1:5002', 'poll-interval': '3s', 'dry-run': 'true' });
+    assert.equal(a.configFile, 'x.yaml');
+    assert.equal(a.checkConfig, true);
+    assert.deepEqual(parseArgs(['stray', '--targets']).problems, ['stray: unexpected argument (options are --key value)', '--targets: needs a value']);
+  });
+});
