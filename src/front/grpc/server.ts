@@ -1,0 +1,184 @@
+/**
+ * The gRPC face: envoy.service.auth.v3.Authorization/Check, grpc.health.v1.Health
+ * and (opt-in) server reflection on one listener.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
+import { formatHostPort, type Config, type HostPort } from '../../config/config.js';
+import { GateError } from '../../core/errors.js';
+import { silentLogger, type CheckService, type FrontLogger } from '../service.js';
+import type { CheckRequestMsg, CheckResponseMsg } from './messages.js';
+import { AUTHORIZATION_SERVICE, authorizationService, loadGatePackage } from './protos.js';
+import { checkRequestToGate } from './request.js';
+import { createResponseRenderer, type CheckResponseRenderer } from './response.js';
+
+/** Health service names answered: the whole server, and the ext_authz service. */
+export const HEALTH_SERVICES: readonly string[] = ['', AUTHORIZATION_SERVICE];
+
+/** How often Watch subscribers are brought up to date; unary Check is always current. */
+const HEALTH_REFRESH_MS = 1000;
+
+/**
+ * A CheckRequest carries headers only (Envoy's own limit on request headers is
+ * 60 KiB by default, 8 MiB at most), so 1 MiB is ample and keeps one call from
+ * costing much memory or decode time. Envoy's with_request_body would need more:
+ * the gate never reads a body, so leave it off.
+ */
+export const MAX_RECEIVE_BYTES = 1024 * 1024;
+
+export const SERVER_OPTIONS: grpc.ServerOptions = {
+  'grpc.max_receive_message_length': MAX_RECEIVE_BYTES,
+  // Our answers are small: a deny body is one envelope line.
+  'grpc.max_send_message_length': MAX_RECEIVE_BYTES,
+  // Envoy multiplexes checks over few long-lived HTTP/2 connections and opens
+  // more when a peer's stream limit is reached; 1000 per connection keeps one
+  // connection from monopolising the event loop.
+  'grpc.max_concurrent_streams': 1000,
+  // Find dead peers (a vanished Envoy pod) within about a minute.
+  'grpc.keepalive_time_ms': 30_000,
+  'grpc.keepalive_timeout_ms': 10_000,
+};
+
+export interface GrpcServerOptions {
+  readonly listen: HostPort;
+  readonly service: CheckService;
+  readonly config: Pick<Config, 'routeHeader' | 'grpcReflection'>;
+  readonly logger?: FrontLogger;
+}
+
+export interface GrpcServer {
+  /** The bound port (the ephemeral one when listen.port was 0). */
+  readonly port: number;
+  /**
+   * NOT_SERVING from now on, then a graceful shutdown; calls still open after
+   * graceMs are cancelled.
+   */
+  close(graceMs: number): Promise<void>;
+  /**
+   * Health gate on top of service.serving(): false forces NOT_SERVING (start of
+   * a drain), true hands the status back to service.serving(). Applies at once.
+   */
+  setServing(serving: boolean): void;
+}
+
+/**
+ * Health design: the status is `allowed && service.serving()`, re-read on every
+ * health Check (so probes and Envoy's unary health checks are never stale and
+ * nothing has to be pushed) and every HEALTH_REFRESH_MS for Watch streams.
+ * `allowed` is setServing's flag (default true), so the app can start a drain
+ * even if its service does not track draining itself.
+ */
+export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServer> {
+  const logger = opts.logger ?? silentLogger;
+  const server = new grpc.Server(SERVER_OPTIONS);
+  const render = createResponseRenderer({ routeHeader: opts.config.routeHeader });
+
+  server.addService(authorizationService(), {
+    Check: createCheckHandler(opts.service, render, logger),
+  });
+
+  const health = new HealthImplementation(Object.fromEntries(HEALTH_SERVICES.map((s) => [s, 'NOT_SERVING' as ServingStatus])));
+  let allowed = true;
+  let current: ServingStatus = 'NOT_SERVING';
+  const refresh = (): void => {
+    let up = false;
+    if (allowed) {
+      try {
+        up = opts.service.serving() === true;
+      } catch (err) {
+        logger.error({ err: GateError.from(err).toJSON(), face: 'grpc' }, 'serving() threw; reporting NOT_SERVING');
+      }
+    }
+    const next: ServingStatus = up ? 'SERVING' : 'NOT_SERVING';
+    if (next === current) return;
+    current = next;
+    for (const s of HEALTH_SERVICES) health.setStatus(s, next);
+  };
+  // Register the package's handlers through a shim that refreshes before each
+  // unary Check, instead of re-implementing the health protocol.
+  health.addToServer({
+    addService: (def, impl) => {
+      const wrapped: grpc.UntypedServiceImplementation = {};
+      for (const [name, fn] of Object.entries(impl)) {
+        wrapped[name] =
+          name.toLowerCase() === 'check'
+            ? (((call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+                refresh();
+                (fn as grpc.handleUnaryCall<unknown, unknown>)(call, cb);
+              }) as grpc.UntypedHandleCall)
+            : (fn as grpc.UntypedHandleCall);
+      }
+      server.addService(def, wrapped);
+    },
+  });
+  refresh();
+  const timer = setInterval(refresh, HEALTH_REFRESH_MS);
+  timer.unref();
+
+  if (opts.config.grpcReflection) new ReflectionService(loadGatePackage()).addToServer(server);
+
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(formatHostPort(opts.listen), grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+  });
+
+  let closing: Promise<void> | undefined;
+  return {
+    port,
+    setServing(serving: boolean): void {
+      allowed = serving;
+      refresh();
+    },
+    close(graceMs: number): Promise<void> {
+      closing ??= new Promise<void>((resolve) => {
+        allowed = false;
+        refresh();
+        clearInterval(timer);
+        const force = setTimeout(() => server.forceShutdown(), Math.max(0, graceMs));
+        force.unref();
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+      return closing;
+    },
+  };
+}
+
+/**
+ * The unary Check handler: synchronous from request to callback. Exported for
+ * tests that drive it with a hand-made call.
+ */
+export function createCheckHandler(
+  service: CheckService,
+  render: CheckResponseRenderer,
+  logger: FrontLogger,
+): grpc.handleUnaryCall<CheckRequestMsg, CheckResponseMsg> {
+  return (call, callback) => {
+    // A caller that has already given up (Envoy's default timeout is 200 ms)
+    // gets no work done on its behalf. grpc-js computes the deadline from
+    // Date.now(), so the comparison must use the same clock.
+    if (deadlinePassed(call.getDeadline(), Date.now())) {
+      callback({ code: grpc.status.DEADLINE_EXCEEDED, details: 'deadline exceeded before the check ran' });
+      return;
+    }
+    let response: CheckResponseMsg;
+    try {
+      const { decision, decisionId } = service.check(checkRequestToGate(call.request), 'grpc');
+      response = render(decision, decisionId);
+    } catch (err) {
+      // INTERNAL is an error to Envoy (failure_mode_allow / status_on_error
+      // apply), never a denial, which is the honest answer to a bug.
+      logger.error({ err: GateError.from(err).toJSON(), face: 'grpc' }, 'check failed');
+      callback({ code: grpc.status.INTERNAL, details: 'internal error' });
+      return;
+    }
+    callback(null, response);
+  };
+}
+
+export function deadlinePassed(deadline: grpc.Deadline, nowMs: number): boolean {
+  const ms = deadline instanceof Date ? deadline.getTime() : deadline;
+  return Number.isFinite(ms) && ms <= nowMs;
+}

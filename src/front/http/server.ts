@@ -1,0 +1,166 @@
+/**
+ * The HTTP forward-auth face (nginx auth_request, ingress-nginx, Traefik
+ * ForwardAuth, Envoy http_service). Every method and path is a check: this port
+ * has no special paths, so nothing a client sends can reach anything but the
+ * decision.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Config, HostPort } from '../../config/config.js';
+import { GateError } from '../../core/errors.js';
+import { DECISION_ID_HEADER, HTTP_UPSTREAM_HEADER, REASON_HEADER, type Decision } from '../../decide/types.js';
+import { silentLogger, type CheckService, type FrontLogger } from '../service.js';
+import { httpRequestToGate } from './request.js';
+
+export interface HttpFaceOptions {
+  readonly listen: HostPort;
+  readonly service: CheckService;
+  readonly config: Pick<Config, 'httpDenyStatus' | 'httpPathPrefix' | 'httpMaxHeaderBytes'>;
+  readonly logger?: FrontLogger;
+}
+
+export interface HttpFace {
+  readonly port: number;
+  /** Stops accepting, closes idle connections; connections still open after graceMs (default 1 s) are cut. */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** Connection timing. A forward-auth request has no body, so these are generous. */
+const HEADERS_TIMEOUT_MS = 20_000;
+const REQUEST_TIMEOUT_MS = 60_000;
+/**
+ * Longer than the idle timeout gateways use for upstream keep-alive (nginx: 60 s),
+ * so the gateway, not the gate, closes idle connections and never reuses one the
+ * gate is closing.
+ */
+const KEEP_ALIVE_TIMEOUT_MS = 65_000;
+/** After answering a broken request, how long the socket may linger for the client to read it. */
+const ERROR_LINGER_MS = 1000;
+
+/** Daemon error envelopes (one JSON line) for answers the decision never sees. */
+function envelope(code: number, errorType: string, message: string): string {
+  return JSON.stringify({ code, message: JSON.stringify({ message, error_type: errorType, args: null }), data: null }) + '\n';
+}
+
+function rawResponse(status: number, text: string, body: string): Buffer {
+  return Buffer.from(
+    `HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    'latin1',
+  );
+}
+
+const RESPONSE_431 = rawResponse(431, 'Request Header Fields Too Large', envelope(-400, 'PluginDaemonBadRequestError', 'request headers too large'));
+const RESPONSE_400 = rawResponse(400, 'Bad Request', envelope(-400, 'PluginDaemonBadRequestError', 'malformed request'));
+const RESPONSE_408 = rawResponse(408, 'Request Timeout', envelope(-400, 'PluginDaemonBadRequestError', 'request timeout'));
+const BODY_500 = envelope(-500, 'PluginDaemonInternalServerError', 'plugin-gate internal error');
+
+export async function startHttpFace(opts: HttpFaceOptions): Promise<HttpFace> {
+  const logger = opts.logger ?? silentLogger;
+  const { httpDenyStatus, httpPathPrefix } = opts.config;
+
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    // The body is never read. Node discards whatever arrives after the answer
+    // (keeping the connection usable), and requestTimeout bounds how long.
+    let result: { decision: Decision; decisionId: string };
+    try {
+      result = opts.service.check(httpRequestToGate(req, httpPathPrefix), 'http');
+    } catch (err) {
+      logger.error({ err: GateError.from(err).toJSON(), face: 'http' }, 'check failed');
+      // 5xx: nginx answers 500, Envoy http_service takes its error path.
+      res.writeHead(500, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(BODY_500) });
+      res.end(BODY_500);
+      return;
+    }
+    writeDecision(res, result.decision, result.decisionId, httpDenyStatus);
+  };
+
+  const server = createServer({ maxHeaderSize: opts.config.httpMaxHeaderBytes }, onRequest);
+  server.headersTimeout = HEADERS_TIMEOUT_MS;
+  server.requestTimeout = REQUEST_TIMEOUT_MS;
+  server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+  // `Expect: 100-continue` is answered with the decision itself, so a client
+  // that waits for 100 before sending a body never sends it.
+  server.on('checkContinue', onRequest);
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => answerClientError(err, socket));
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.listen.port, opts.listen.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  // After start-up a listener error (e.g. EMFILE on accept) must not crash the process.
+  server.on('error', (err) => logger.error({ err: GateError.from(err).toJSON(), face: 'http' }, 'listener error'));
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : opts.listen.port;
+
+  let closing: Promise<void> | undefined;
+  return {
+    port,
+    close(graceMs = 1000): Promise<void> {
+      closing ??= new Promise<void>((resolve) => {
+        const force = setTimeout(() => server.closeAllConnections(), Math.max(0, graceMs));
+        force.unref();
+        server.close(() => {
+          clearTimeout(force);
+          resolve();
+        });
+        server.closeIdleConnections();
+      });
+      return closing;
+    },
+  };
+}
+
+/**
+ * Allow: 200, empty body, routing header when routed. Deny: `http-deny-status`
+ * with Retry-After, the reason and the daemon envelope body. A 400 decision
+ * stays 400 unless the deny status is 401/403: for nginx, any other status
+ * becomes 500, so everything must arrive as the status its config maps back.
+ */
+export function writeDecision(res: ServerResponse, d: Decision, decisionId: string, denyStatus: number): void {
+  if (d.allow) {
+    const headers: Record<string, string | number> = {
+      [REASON_HEADER]: d.reason,
+      [DECISION_ID_HEADER]: decisionId,
+      'content-length': 0,
+    };
+    if (d.upstream !== undefined) headers[HTTP_UPSTREAM_HEADER] = d.upstream;
+    res.writeHead(200, headers);
+    res.end();
+    return;
+  }
+  const status = d.httpStatus === 400 && denyStatus !== 401 && denyStatus !== 403 ? 400 : denyStatus;
+  const headers: Record<string, string | number> = {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(d.body),
+    [REASON_HEADER]: d.reason,
+    [DECISION_ID_HEADER]: decisionId,
+  };
+  if (d.retryAfterS !== undefined) headers['retry-after'] = d.retryAfterS;
+  res.writeHead(status, headers);
+  res.end(d.body);
+}
+
+/**
+ * A request node:http could not parse: 431 for an oversized head (maxHeaderSize
+ * = http-max-header-bytes), 408 for a timeout, 400 otherwise. The socket then
+ * reads and discards whatever the client still sends for a short while, so the
+ * client gets to read the answer instead of a reset.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent === true) {
+    socket.destroy();
+    return;
+  }
+  const response =
+    err.code === 'HPE_HEADER_OVERFLOW' ? RESPONSE_431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? RESPONSE_408 : RESPONSE_400;
+  socket.on('error', () => socket.destroy());
+  socket.end(response);
+  socket.resume();
+  const linger = setTimeout(() => socket.destroy(), ERROR_LINGER_MS);
+  linger.unref();
+  socket.once('close', () => clearTimeout(linger));
+}
