@@ -1,0 +1,22 @@
+/** Source `metrics`: `GET /metrics/` of one pod, reduced to the families the gate reads. */
+import type { MetricsData, SourceResult } from './types.js';
+import { parseExposition } from './prometheus.js';
+import { baseUrl, timed, type ReadOptions } from './source.js';
+
+/** The daemon serves `/metrics/`; `/metrics` answers a 301 there (followed if asked). */
+export const METRICS_PATH = '/metrics/';
+/** Ask for the classic text format, never OpenMetrics or protobuf. */
+const ACCEPT = 'text/plain;version=0.0.4;q=1,*/*;q=0.1';
+
+export function readMetrics(address: string, opts: ReadOptions): Promise<SourceResult<MetricsData>> {
+  return timed(async () => {
+    const res = await opts.http.getText(baseUrl(address) + METRICS_PATH, {
+      timeoutMs: opts.timeoutMs,
+      maxBytes: opts.maxBytes,
+      signal: opts.signal,
+      accept: ACCEPT,
+    });
+    const parsed = parseExposition(res.body, opts.maxPlugins);
+    return parsed.ok ? parsed.data : parsed.error;
+  });
+}

@@ -1,0 +1,272 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { GateError } from '../core/errors.js';
+import { Poller, type PollerOptions } from './poller.js';
+import type { PodReport } from './types.js';
+import { ManualTimers, settle } from '../../test/status/manual-timers.js';
+
+interface Pending {
+  readonly signal: AbortSignal;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+/** A fake pod reader: pods listed in `hanging` block until the test resolves them or the read is aborted. */
+class FakeReads {
+  readonly calls: string[] = [];
+  readonly hanging = new Set<string>();
+  readonly blocked = new Map<string, Pending>();
+  readonly signals: AbortSignal[] = [];
+  fail: Set<string> = new Set();
+  read = (pod: string, signal: AbortSignal): Promise<PodReport> => {
+    this.calls.push(pod);
+    this.signals.push(signal);
+    const report: PodReport = { pod, at: this.calls.length };
+    if (this.fail.has(pod)) return Promise.reject(new Error(`read of ${pod} blew up`));
+    if (!this.hanging.has(pod)) return Promise.resolve(report);
+    return new Promise((resolve, reject) => {
+      const p: Pending = { signal, resolve: () => resolve(report), reject };
+      this.blocked.set(pod, p);
+      signal.addEventListener('abort', () => resolve({ pod, at: -1 }), { once: true });
+    });
+  };
+  count(pod: string): number {
+    return this.calls.filter((c) => c === pod).length;
+  }
+}
+
+function setup(extra: Partial<PollerOptions> = {}) {
+  const timers = new ManualTimers();
+  const reads = new FakeReads();
+  const reports: PodReport[] = [];
+  const errors: [GateError, string][] = [];
+  const poller = new Poller({
+    read: reads.read,
+    onReport: (r) => reports.push(r),
+    onError: (e, pod) => errors.push([e, pod]),
+    intervalMs: 1000,
+    jitterPercent: 10,
+    random: () => 0.5,
+    timers,
+    ...extra,
+  });
+  const reportsOf = (pod: string) => reports.filter((r) => r.pod === pod);
+  return { timers, reads, reports, errors, poller, reportsOf };
+}
+
+describe('Poller', () => {
+  it('polls new targets at once, then every interval after the previous read', async () => {
+    const { timers, reads, poller, reportsOf } = setup();
+    poller.setTargets(['10.0.0.1:5002', '10.0.0.2:5002']);
+    await settle();
+    assert.equal(reportsOf('10.0.0.1:5002').length, 1);
+    assert.equal(reportsOf('10.0.0.2:5002').length, 1);
+    assert.deepEqual(timers.delays(), [1000, 1000]);
+    timers.fireAll();
+    await settle();
+    assert.equal(reads.count('10.0.0.1:5002'), 2);
+    assert.equal(reads.count('10.0.0.2:5002'), 2);
+    await poller.stop();
+  });
+
+  it('jitters the wait within interval ± jitter%', async () => {
+    for (const [random, expected] of [
+      [0, 900],
+      [0.999999, 1100],
+      [0.25, 950],
+    ] as const) {
+      const { timers, poller } = setup({ random: () => random });
+      poller.setTargets(['10.0.0.1:5002']);
+      await settle();
+      assert.deepEqual(timers.delays(), [expected]);
+      await poller.stop();
+    }
+  });
+
+  it('a hanging pod does not delay the reports of the others, and never has two reads in flight', async () => {
+    const { timers, reads, poller, reportsOf } = setup();
+    reads.hanging.add('10.0.0.9:5002');
+    poller.setTargets(['10.0.0.1:5002', '10.0.0.9:5002']);
+    for (let i = 0; i < 5; i++) {
+      await settle();
+      timers.fireAll();
+    }
+    await settle();
+    assert.equal(reportsOf('10.0.0.1:5002').length, 6);
+    assert.equal(reportsOf('10.0.0.9:5002').length, 0);
+    assert.equal(reads.count('10.0.0.9:5002'), 1, 'the hanging pod is not read again while its read is open');
+    assert.equal(poller.isSettled(), false);
+
+    reads.blocked.get('10.0.0.9:5002')!.resolve();
+    await settle();
+    assert.equal(reportsOf('10.0.0.9:5002').length, 1);
+    assert.equal(poller.isSettled(), true);
+    await poller.stop();
+  });
+
+  it('settled() waits for every current target, and follows target changes', async () => {
+    const { reads, poller } = setup();
+    reads.hanging.add('10.0.0.9:5002');
+    reads.hanging.add('10.0.0.8:5002');
+    let done = false;
+    assert.equal(poller.isSettled(), true, 'no targets: nothing to wait for');
+    poller.setTargets(['10.0.0.1:5002', '10.0.0.9:5002', '10.0.0.8:5002']);
+    void poller.settled().then(() => (done = true));
+    await settle();
+    assert.equal(done, false);
+    reads.blocked.get('10.0.0.9:5002')!.resolve();
+    await settle();
+    assert.equal(done, false);
+    // The last unsettled pod leaves discovery: the rest have all been read.
+    poller.setTargets(['10.0.0.1:5002', '10.0.0.9:5002']);
+    await settle();
+    assert.equal(done, true);
+    // A new pod makes the poller unsettled again until it has been read.
+    reads.hanging.add('10.0.0.7:5002');
+    poller.setTargets(['10.0.0.1:5002', '10.0.0.9:5002', '10.0.0.7:5002']);
+    assert.equal(poller.isSettled(), false);
+    await poller.stop();
+    assert.equal(poller.isSettled(), true);
+  });
+
+  it('setTargets removes gone pods: read aborted, report dropped, timer cleared', async () => {
+    const { timers, reads, poller, reportsOf } = setup();
+    reads.hanging.add('10.0.0.9:5002');
+    poller.setTargets(['10.0.0.1:5002', '10.0.0.9:5002']);
+    await settle();
+    const hangingSignal = reads.blocked.get('10.0.0.9:5002')!.signal;
+    assert.equal(timers.pending.size, 1);
+
+    poller.setTargets(['10.0.0.9:5002']);
+    assert.equal(timers.pending.size, 0, 'the removed pod’s timer is cleared');
+    assert.equal(hangingSignal.aborted, false);
+    poller.setTargets([]);
+    assert.equal(hangingSignal.aborted, true);
+    await settle();
+    assert.equal(reportsOf('10.0.0.9:5002').length, 0, 'an aborted read of a gone pod is not reported');
+    assert.deepEqual(poller.targets(), []);
+    timers.fireAll();
+    await settle();
+    assert.equal(reads.count('10.0.0.1:5002'), 1);
+    await poller.stop();
+  });
+
+  it('a pod that comes back gets a fresh loop', async () => {
+    const { reads, poller } = setup();
+    poller.setTargets(['10.0.0.1:5002']);
+    await settle();
+    poller.setTargets([]);
+    poller.setTargets(['10.0.0.1:5002']);
+    await settle();
+    assert.equal(reads.count('10.0.0.1:5002'), 2);
+    await poller.stop();
+  });
+
+  it('an onReport that throws goes to onError and the loop keeps polling', async () => {
+    let n = 0;
+    const { timers, reads, errors, poller } = setup({
+      onReport: () => {
+        n++;
+        throw new Error('consumer bug');
+      },
+    });
+    poller.setTargets(['10.0.0.1:5002']);
+    await settle();
+    timers.fireAll();
+    await settle();
+    assert.equal(n, 2);
+    assert.equal(reads.count('10.0.0.1:5002'), 2);
+    assert.equal(errors.length, 2);
+    assert.equal(errors[0]![0].code, 'internal');
+    assert.equal(errors[0]![1], '10.0.0.1:5002');
+    await poller.stop();
+  });
+
+  it('a read that rejects goes to onError, counts as a completed read, and polling goes on', async () => {
+    const { timers, reads, errors, poller, reports } = setup();
+    reads.fail.add('10.0.0.1:5002');
+    poller.setTargets(['10.0.0.1:5002']);
+    await poller.settled();
+    timers.fireAll();
+    await settle();
+    assert.equal(reads.count('10.0.0.1:5002'), 2);
+    assert.equal(reports.length, 0);
+    assert.equal(errors.length, 2);
+    assert.equal(errors[0]![0].code, 'status_unreachable');
+    await poller.stop();
+  });
+
+  it('an onError that throws is contained', async () => {
+    const { timers, reads, poller } = setup({
+      onReport: () => {
+        throw new Error('a');
+      },
+      onError: () => {
+        throw new Error('b');
+      },
+    });
+    poller.setTargets(['10.0.0.1:5002']);
+    await settle();
+    timers.fireAll();
+    await settle();
+    assert.equal(reads.count('10.0.0.1:5002'), 2);
+    await poller.stop();
+  });
+
+  it('pollNow wakes sleeping pods at once and waits for a read started after the call', async () => {
+    const { timers, reads, poller } = setup();
+    reads.hanging.add('10.0.0.9:5002');
+    poller.setTargets(['10.0.0.1:5002', '10.0.0.9:5002']);
+    await settle();
+    let done = false;
+    void poller.pollNow().then(() => (done = true));
+    await settle();
+    assert.equal(reads.count('10.0.0.1:5002'), 2, 'the sleeping pod was read without its timer');
+    assert.equal(done, false, 'the pod mid-read still owes a read started after the call');
+
+    reads.blocked.get('10.0.0.9:5002')!.resolve();
+    await settle();
+    assert.equal(reads.count('10.0.0.9:5002'), 2, 'the busy pod is read again right after, without waiting');
+    assert.equal(done, false);
+    reads.blocked.get('10.0.0.9:5002')!.resolve();
+    await settle();
+    assert.equal(done, true);
+    assert.equal(timers.pending.size, 2);
+    await poller.stop();
+  });
+
+  it('stop() aborts in-flight reads, awaits them, clears every timer, and reports nothing after', async () => {
+    const { timers, reads, poller, reports } = setup();
+    reads.hanging.add('10.0.0.9:5002');
+    poller.setTargets(['10.0.0.1:5002', '10.0.0.9:5002']);
+    await settle();
+    const before = reports.length;
+    const pendingPoll = poller.pollNow();
+    await poller.stop();
+    await pendingPoll; // resolves on stop rather than hanging
+    assert.equal(timers.pending.size, 0);
+    assert.ok(reads.signals.every((s) => s.aborted));
+    assert.equal(reports.length, before);
+    poller.setTargets(['10.0.0.2:5002']);
+    await settle();
+    assert.equal(reads.count('10.0.0.2:5002'), 0, 'a stopped poller starts nothing');
+    await poller.stop(); // idempotent
+  });
+
+  it('stop() waits for a read that ignores the abort signal', async () => {
+    const { reads, poller } = setup();
+    let release!: () => void;
+    const slow = new Promise<PodReport>((r) => (release = () => r({ pod: 'x', at: 0 })));
+    const p = new Poller({ read: () => slow, onReport: () => {}, intervalMs: 1000, jitterPercent: 0, timers: new ManualTimers() });
+    p.setTargets(['10.0.0.1:5002']);
+    let stopped = false;
+    const s = p.stop().then(() => (stopped = true));
+    await settle();
+    assert.equal(stopped, false);
+    release();
+    await s;
+    assert.equal(stopped, true);
+    assert.equal(reads.calls.length, 0);
+    await poller.stop();
+  });
+});

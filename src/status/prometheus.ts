@@ -1,0 +1,388 @@
+/**
+ * A Prometheus text-exposition (format 0.0.4) reader that keeps only the
+ * families the gate needs. A daemon's `/metrics/` carries hundreds of Go
+ * runtime, HTTP and histogram series; those lines are skipped after a scan of
+ * their metric name, before any label or value parsing.
+ *
+ * What counts as exposition (anything else is status_unparseable):
+ *  1. every non-blank line is a `#` comment or starts with a metric name
+ *     followed by `{`, a space or a tab (HTML, JSON and binary fail here, at
+ *     their first line);
+ *  2. lines of the wanted families are parsed in full, and one malformed line
+ *     fails the whole body: partial per-plugin data would make plugins look
+ *     absent, which the gate reads as "not launched yet";
+ *  3. sample lines are also parsed in full until the first meaningful line, so
+ *     a plain-text page ("Not Found") fails;
+ *  4. at least one meaningful line: a `# HELP`/`# TYPE` comment naming a
+ *     metric, or a well-formed sample.
+ * A well-formed exposition with none of the wanted families (a daemon before
+ * 0.5.7 with Prometheus on) is fine and yields empty maps. Lines of other
+ * families past the first meaningful one are checked only by rule 1: that is
+ * the price of not parsing them.
+ */
+import { GateError } from '../core/errors.js';
+import { isPluginId, type PluginId } from '../core/plugin-id.js';
+import type { MetricsData } from './types.js';
+
+export type ExpositionResult =
+  | {
+      readonly ok: true;
+      readonly data: MetricsData;
+      /** Series of plugins not kept because `maxPlugins` were already kept. */
+      readonly droppedSeries: number;
+      /** Series whose plugin_id is not a valid plugin id (never kept). */
+      readonly invalidIds: number;
+    }
+  | { readonly ok: false; readonly error: GateError };
+
+const F_RUNTIME = 'plugin_runtime_status';
+const F_INSTALLS = 'plugin_installations_total';
+const F_RESTARTS = 'plugin_restarts_total';
+const F_START = 'process_start_time_seconds';
+
+const enum Family {
+  None,
+  Runtime,
+  Installs,
+  Restarts,
+  Start,
+}
+
+const CH_TAB = 9;
+const CH_SPACE = 32;
+const CH_HASH = 35;
+const CH_QUOTE = 34;
+const CH_BACKSLASH = 92;
+const CH_LBRACE = 123;
+const CH_RBRACE = 125;
+const CH_COMMA = 44;
+const CH_EQ = 61;
+const CH_CR = 13;
+const CH_LF = 10;
+
+function isNameStart(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95 || c === 58;
+}
+function isNameChar(c: number): boolean {
+  return isNameStart(c) || (c >= 48 && c <= 57);
+}
+function isLabelStart(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95;
+}
+function isLabelChar(c: number): boolean {
+  return isLabelStart(c) || (c >= 48 && c <= 57);
+}
+
+/** One parsed sample of a wanted family: only the labels the gate reads. */
+interface Sample {
+  pluginId: string | undefined;
+  runtimeType: string | undefined;
+  status: string | undefined;
+  value: number;
+}
+
+/** Cursor-based line parser over the whole text: no per-line substrings except wanted label values. */
+class Line {
+  constructor(
+    private readonly s: string,
+    public i: number,
+    private readonly end: number,
+  ) {}
+
+  skipWs(): void {
+    while (this.i < this.end) {
+      const c = this.s.charCodeAt(this.i);
+      if (c !== CH_SPACE && c !== CH_TAB) return;
+      this.i++;
+    }
+  }
+
+  /** Parses `{labels} value [timestamp]` after the metric name; false when malformed. */
+  parseRest(out: Sample): boolean {
+    out.pluginId = undefined;
+    out.runtimeType = undefined;
+    out.status = undefined;
+    this.skipWs();
+    if (this.i < this.end && this.s.charCodeAt(this.i) === CH_LBRACE) {
+      this.i++;
+      if (!this.parseLabels(out)) return false;
+      this.skipWs();
+    }
+    const vStart = this.i;
+    while (this.i < this.end) {
+      const c = this.s.charCodeAt(this.i);
+      if (c === CH_SPACE || c === CH_TAB) break;
+      this.i++;
+    }
+    const value = parseValue(this.s.slice(vStart, this.i));
+    if (value === undefined) return false;
+    out.value = value;
+    this.skipWs();
+    if (this.i < this.end) {
+      const tStart = this.i;
+      while (this.i < this.end) {
+        const c = this.s.charCodeAt(this.i);
+        if (c === CH_SPACE || c === CH_TAB) break;
+        this.i++;
+      }
+      if (!isTimestamp(this.s, tStart, this.i)) return false;
+      this.skipWs();
+    }
+    return this.i === this.end;
+  }
+
+  private parseLabels(out: Sample): boolean {
+    const seen: string[] = [];
+    for (;;) {
+      this.skipWs();
+      if (this.i >= this.end) return false;
+      if (this.s.charCodeAt(this.i) === CH_RBRACE) {
+        this.i++;
+        return true;
+      }
+      const nStart = this.i;
+      if (!isLabelStart(this.s.charCodeAt(this.i))) return false;
+      this.i++;
+      while (this.i < this.end && isLabelChar(this.s.charCodeAt(this.i))) this.i++;
+      const name = this.s.slice(nStart, this.i);
+      if (seen.includes(name)) return false;
+      seen.push(name);
+      this.skipWs();
+      if (this.i >= this.end || this.s.charCodeAt(this.i) !== CH_EQ) return false;
+      this.i++;
+      this.skipWs();
+      if (this.i >= this.end || this.s.charCodeAt(this.i) !== CH_QUOTE) return false;
+      this.i++;
+      const value = this.parseQuoted();
+      if (value === undefined) return false;
+      if (name === 'plugin_id') out.pluginId = value;
+      else if (name === 'runtime_type') out.runtimeType = value;
+      else if (name === 'status') out.status = value;
+      this.skipWs();
+      if (this.i >= this.end) return false;
+      const c = this.s.charCodeAt(this.i);
+      if (c === CH_COMMA) {
+        this.i++;
+        continue; // a trailing comma before `}` is allowed by the format
+      }
+      if (c !== CH_RBRACE) return false;
+    }
+  }
+
+  /** After the opening quote; leaves the cursor after the closing one. */
+  private parseQuoted(): string | undefined {
+    const start = this.i;
+    let escaped = false;
+    while (this.i < this.end) {
+      const c = this.s.charCodeAt(this.i);
+      if (c === CH_QUOTE) {
+        const raw = this.s.slice(start, this.i);
+        this.i++;
+        return escaped ? unescapeLabel(raw) : raw;
+      }
+      if (c === CH_BACKSLASH) {
+        escaped = true;
+        this.i += 2;
+        continue;
+      }
+      this.i++;
+    }
+    return undefined;
+  }
+}
+
+function unescapeLabel(raw: string): string {
+  let out = '';
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw[i];
+    if (c !== '\\' || i + 1 >= raw.length) {
+      out += c;
+      continue;
+    }
+    const n = raw[++i];
+    // The format defines \\, \" and \n; any other escape is kept as written.
+    if (n === 'n') out += '\n';
+    else if (n === '\\' || n === '"') out += n;
+    else out += '\\' + n;
+  }
+  return out;
+}
+
+const FLOAT = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
+
+/** Go's ParseFloat spellings the exposition uses: decimals, NaN, ±Inf. */
+export function parseValue(s: string): number | undefined {
+  if (s.length === 0 || s.length > 64) return undefined;
+  if (FLOAT.test(s)) return Number(s);
+  switch (s.toLowerCase()) {
+    case 'nan':
+      return NaN;
+    case 'inf':
+    case '+inf':
+    case 'infinity':
+    case '+infinity':
+      return Infinity;
+    case '-inf':
+    case '-infinity':
+      return -Infinity;
+    default:
+      return undefined;
+  }
+}
+
+function isTimestamp(s: string, from: number, to: number): boolean {
+  let i = from;
+  if (i < to && s.charCodeAt(i) === 45) i++;
+  if (i >= to || to - i > 19) return false;
+  for (; i < to; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
+}
+
+function familyOf(s: string, start: number, len: number): Family {
+  // First-character and length checks reject almost every other family before any compare.
+  const c = s.charCodeAt(start);
+  if (c !== 112 /* p */) return Family.None;
+  if (len === F_RUNTIME.length && s.startsWith(F_RUNTIME, start)) return Family.Runtime;
+  if (len === F_INSTALLS.length && s.startsWith(F_INSTALLS, start)) return Family.Installs;
+  if (len === F_RESTARTS.length && s.startsWith(F_RESTARTS, start)) return Family.Restarts;
+  if (len === F_START.length && s.startsWith(F_START, start)) return Family.Start;
+  return Family.None;
+}
+
+/** `# HELP name …` / `# TYPE name …`: the comments that mark real exposition. */
+function isDescriptor(s: string, i: number, end: number): boolean {
+  i++; // '#'
+  while (i < end && (s.charCodeAt(i) === CH_SPACE || s.charCodeAt(i) === CH_TAB)) i++;
+  if (!(s.startsWith('HELP', i) || s.startsWith('TYPE', i))) return false;
+  i += 4;
+  const c = s.charCodeAt(i);
+  if (i >= end || (c !== CH_SPACE && c !== CH_TAB)) return false;
+  while (i < end && (s.charCodeAt(i) === CH_SPACE || s.charCodeAt(i) === CH_TAB)) i++;
+  return i < end && isNameStart(s.charCodeAt(i));
+}
+
+function unparseable(why: string): ExpositionResult {
+  return { ok: false, error: new GateError('status_unparseable', `metrics body is not Prometheus text: ${why}`) };
+}
+
+/**
+ * Reads the wanted families from an exposition. Never throws.
+ *
+ * - `plugin_runtime_status`: one value per plugin id. A plugin with several
+ *   runtime_type series takes its `local` series (a series without runtime_type
+ *   counts as local: it is what a local-platform pod runs); failing that, the
+ *   largest value of the others. NaN and ±Inf series are ignored.
+ * - `plugin_installations_total{status="failed"}` and `plugin_restarts_total`:
+ *   summed per plugin id over their other labels; non-finite or negative values ignored.
+ * - `process_start_time_seconds`: the first finite positive value, × 1000.
+ * - plugin ids failing `isPluginId` are counted in `invalidIds` and never kept;
+ *   at most `maxPlugins` distinct ids are kept, first seen first (the Go
+ *   client sorts series, so the choice is stable); series of further ids are
+ *   counted in `droppedSeries`.
+ */
+export function parseExposition(text: string, maxPlugins: number): ExpositionResult {
+  const kept = new Set<PluginId>();
+  const localStatus = new Map<PluginId, number>();
+  const otherStatus = new Map<PluginId, number>();
+  const failedLaunches = new Map<PluginId, number>();
+  const restarts = new Map<PluginId, number>();
+  let processStartMs: number | undefined;
+  let droppedSeries = 0;
+  let invalidIds = 0;
+  let meaningful = 0;
+  let lineNo = 0;
+  const sample: Sample = { pluginId: undefined, runtimeType: undefined, status: undefined, value: 0 };
+
+  const admit = (id: string | undefined): id is PluginId => {
+    if (id === undefined || !isPluginId(id)) {
+      invalidIds++;
+      return false;
+    }
+    if (kept.has(id)) return true;
+    if (kept.size >= maxPlugins) {
+      droppedSeries++;
+      return false;
+    }
+    kept.add(id);
+    return true;
+  };
+
+  const n = text.length;
+  let pos = 0;
+  while (pos < n) {
+    let nl = text.indexOf('\n', pos);
+    if (nl < 0) nl = n;
+    let end = nl;
+    if (end > pos && text.charCodeAt(end - 1) === CH_CR) end--;
+    const lineStart = pos;
+    pos = nl + 1;
+    lineNo++;
+
+    let i = lineStart;
+    while (i < end && (text.charCodeAt(i) === CH_SPACE || text.charCodeAt(i) === CH_TAB)) i++;
+    if (i >= end) continue;
+    const first = text.charCodeAt(i);
+    if (first === CH_HASH) {
+      if (meaningful === 0 && isDescriptor(text, i, end)) meaningful++;
+      continue;
+    }
+    if (!isNameStart(first)) return unparseable(`line ${lineNo} does not start with a metric name`);
+    const nameStart = i;
+    i++;
+    while (i < end && isNameChar(text.charCodeAt(i))) i++;
+    const after = i < end ? text.charCodeAt(i) : CH_LF;
+    if (after !== CH_LBRACE && after !== CH_SPACE && after !== CH_TAB) {
+      return unparseable(`line ${lineNo} has no value after the metric name`);
+    }
+    const family = familyOf(text, nameStart, i - nameStart);
+    if (family === Family.None && meaningful > 0) continue;
+
+    const line = new Line(text, i, end);
+    if (!line.parseRest(sample)) return unparseable(`line ${lineNo} is not a well-formed sample`);
+    meaningful++;
+
+    const v = sample.value;
+    switch (family) {
+      case Family.None:
+        break;
+      case Family.Runtime: {
+        if (!Number.isFinite(v)) break;
+        if (!admit(sample.pluginId)) break;
+        const id = sample.pluginId;
+        const local = sample.runtimeType === undefined || sample.runtimeType === 'local';
+        const m = local ? localStatus : otherStatus;
+        const prev = m.get(id);
+        m.set(id, prev === undefined ? v : Math.max(prev, v));
+        break;
+      }
+      case Family.Installs: {
+        if (sample.status !== 'failed' || !Number.isFinite(v) || v < 0) break;
+        if (!admit(sample.pluginId)) break;
+        failedLaunches.set(sample.pluginId, (failedLaunches.get(sample.pluginId) ?? 0) + v);
+        break;
+      }
+      case Family.Restarts: {
+        if (!Number.isFinite(v) || v < 0) break;
+        if (!admit(sample.pluginId)) break;
+        restarts.set(sample.pluginId, (restarts.get(sample.pluginId) ?? 0) + v);
+        break;
+      }
+      case Family.Start:
+        if (processStartMs === undefined && Number.isFinite(v) && v > 0) processStartMs = v * 1000;
+        break;
+    }
+  }
+  if (meaningful === 0) return unparseable('no metric descriptor or sample found');
+
+  const runtimeStatus = new Map<PluginId, number>(localStatus);
+  for (const [id, v] of otherStatus) if (!runtimeStatus.has(id)) runtimeStatus.set(id, v);
+  return {
+    ok: true,
+    data: { runtimeStatus, failedLaunches, restarts, processStartMs },
+    droppedSeries,
+    invalidIds,
+  };
+}
