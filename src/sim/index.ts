@@ -1,0 +1,26 @@
+/** The simulated Dify plugin-daemon fleet: one import for tests, the demo and the CLI. */
+export { ManualScheduler, realScheduler, type Scheduler, type TimerHandle } from './scheduler.js';
+export {
+  DAEMON_LAUNCH_CONCURRENCY,
+  DAEMON_MAX_RETRY_COUNT,
+  DAEMON_SCAN_INTERVAL_MS,
+  DEFAULT_PLUGIN_VERSION,
+  retryWaitMs,
+  uniqueIdentifierFor,
+  type PluginPhase,
+  type PluginSpec,
+  type ReadinessDetail,
+  type SimPluginState,
+} from './lifecycle.js';
+export {
+  SimDaemon,
+  daemonErrorEnvelope,
+  type SimDaemonOptions,
+  type SimDaemonSnapshot,
+  type SimEvent,
+  type SimEventKind,
+  type SimMode,
+  type SimStats,
+} from './daemon.js';
+export { SimFleet, type PluginOverride, type RuntimeInstall, type SimFleetOptions } from './fleet.js';
+export { DEMO_PLUGINS, DEMO_RUNTIME_INSTALL, demoScenario, type DemoScenario } from './scenario.js';
