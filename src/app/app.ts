@@ -9,8 +9,7 @@ import { systemClock } from '../core/clock.js';
 import type { GateError } from '../core/errors.js';
 import type { Config } from '../config/config.js';
 import type { Discovery } from '../discovery/types.js';
-import { StaticDiscovery } from '../discovery/static.js';
-import { dnsDiscoveryFor } from '../discovery/dns.js';
+import { discoveryFor } from '../discovery/from-config.js';
 import { FleetTracker, type FleetChange } from '../fleet/tracker.js';
 import type { FleetSnapshot } from '../fleet/types.js';
 import { Poller } from '../status/poller.js';
@@ -77,9 +76,7 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
     jitterPercent: config.pollJitterPercent,
   });
 
-  const discovery: Discovery =
-    opts.discovery ??
-    (config.discovery === 'dns' ? dnsDiscoveryFor(config, (e) => logger.warn({ code: e.code, err: e.message }, 'discovery failed')) : new StaticDiscovery(config.targets));
+  const discovery: Discovery = opts.discovery ?? discoveryFor(config);
   let lastDiscoveryError: GateError | undefined;
   discovery.start((addresses, error) => {
     if (error !== undefined) {

@@ -25,3 +25,21 @@ export class FakeClock implements Clock {
     this.t = ms;
   }
 }
+
+/** The timer functions background loops use; tests inject their own to drive time by hand. */
+export interface Timers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/** Node timers, `unref()`'d: a pending poll or lookup never keeps the process alive. */
+export const nodeTimers: Timers = {
+  setTimeout(fn, ms) {
+    const t = setTimeout(fn, ms);
+    t.unref();
+    return t;
+  },
+  clearTimeout(handle) {
+    clearTimeout(handle as ReturnType<typeof setTimeout>);
+  },
+};

@@ -19,23 +19,8 @@ export interface Discovery {
   stop(): Promise<void>;
 }
 
-/** Timer functions, injectable so tests can drive time by hand. */
-export interface Timers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-/** Node timers, `unref()`'d: a pending lookup never keeps the process alive. */
-export const nodeTimers: Timers = {
-  setTimeout(fn, ms) {
-    const t = setTimeout(fn, ms);
-    t.unref();
-    return t;
-  },
-  clearTimeout(handle) {
-    clearTimeout(handle as ReturnType<typeof setTimeout>);
-  },
-};
+export type { Timers } from '../core/clock.js';
+export { nodeTimers } from '../core/clock.js';
 
 /** Sorted, duplicates removed: the one canonical form of an address set. */
 export function canonicalAddresses(addresses: Iterable<string>): string[] {

@@ -4,27 +4,13 @@
  * has two reads in flight, and since loops are independent a hanging pod never
  * delays the others. Background work never throws: failures go to `onError`.
  */
+import { nodeTimers, type Timers } from '../core/clock.js';
 import { GateError } from '../core/errors.js';
 import type { PodReport } from './types.js';
 import type { PodReader } from './reader.js';
 
-/** The timer functions the poller uses; tests inject their own to drive time by hand. */
-export interface Timers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-/** Node timers, `unref()`'d so a poll pending never keeps the process alive. */
-export const nodeTimers: Timers = {
-  setTimeout(fn, ms) {
-    const t = setTimeout(fn, ms);
-    t.unref();
-    return t;
-  },
-  clearTimeout(handle) {
-    clearTimeout(handle as ReturnType<typeof setTimeout>);
-  },
-};
+export type { Timers } from '../core/clock.js';
+export { nodeTimers } from '../core/clock.js';
 
 export interface PollerOptions {
   /** Reads one pod; should not reject (readPod never does), but a rejection is reported and survived. */
