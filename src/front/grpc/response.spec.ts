@@ -38,6 +38,14 @@ describe('createResponseRenderer', () => {
     assert.deepEqual(Object.keys(r.dynamic_metadata.fields), ['reason', 'decision_id']);
   });
 
+  it('dry run: allowed, and the metadata says which deny enforcement would have returned', () => {
+    const dry: Allow = { ...ready, reason: 'dry_run', wouldDeny: starting };
+    const r = createResponseRenderer({ routeHeader: undefined })(dry, 'd-9') as any;
+    assert.equal(r.status.code, 0);
+    assert.deepEqual(r.dynamic_metadata.fields.reason, { stringValue: 'dry_run' });
+    assert.deepEqual(r.dynamic_metadata.fields.would_deny, { stringValue: 'plugin_starting' });
+  });
+
   it('a route header that is also a gate output header is set, not removed', () => {
     const r = createResponseRenderer({ routeHeader: 'x-plugin-gate-upstream' })(ready, 'd') as any;
     assert.ok(!r.ok_response.headers_to_remove.includes('x-plugin-gate-upstream'));

@@ -22,6 +22,8 @@ export const GRPC_UNAVAILABLE = 14;
 export const METADATA_PLUGIN_ID = 'plugin_id';
 export const METADATA_REASON = 'reason';
 export const METADATA_DECISION_ID = 'decision_id';
+/** Only with reason dry_run: the deny that enforcement would have returned. */
+export const METADATA_WOULD_DENY = 'would_deny';
 
 /**
  * Headers only the gate writes. A client could send them itself, and whatever
@@ -65,7 +67,7 @@ export function createResponseRenderer(opts: ResponseOptions): CheckResponseRend
         headers: routed ? [overwrite(route, d.upstream!)] : NO_HEADERS,
         headers_to_remove: routed ? removeWhenRouted : removeWhenUnrouted,
       },
-      dynamic_metadata: metadata(d.upstream, d.pluginId, d.reason, decisionId),
+      dynamic_metadata: metadata(d.upstream, d.pluginId, d.reason, decisionId, d.wouldDeny?.reason),
     };
   };
 
@@ -86,12 +88,13 @@ export function createResponseRenderer(opts: ResponseOptions): CheckResponseRend
 }
 
 /** Only string values, and absent ones omitted: Envoy's metadata matchers see exactly what is known. */
-function metadata(upstream: string | undefined, pluginId: string | undefined, reason: string, decisionId: string): StructMsg {
+function metadata(upstream: string | undefined, pluginId: string | undefined, reason: string, decisionId: string, wouldDeny?: string): StructMsg {
   const fields: Record<string, { stringValue: string }> = {};
   if (upstream !== undefined) fields[METADATA_UPSTREAM_HOST] = { stringValue: upstream };
   if (pluginId !== undefined) fields[METADATA_PLUGIN_ID] = { stringValue: pluginId };
   fields[METADATA_REASON] = { stringValue: reason };
   fields[METADATA_DECISION_ID] = { stringValue: decisionId };
+  if (wouldDeny !== undefined) fields[METADATA_WOULD_DENY] = { stringValue: wouldDeny };
   return { fields };
 }
 
