@@ -35,11 +35,20 @@ export function retryLimit(d: PodData, cfg: RuleConfig): number {
  * report yet may simply be queued behind the launch limit (the daemon publishes
  * no series for queued plugins), so "absent" must read as "starting".
  */
-export function podInStartup(d: PodData, cfg: RuleConfig, now: number): boolean {
+export function podInStartup(d: PodData, cfg: RuleConfig, now: number, signal: boolean = startupSignal(d, cfg)): boolean {
   const startedAt = d.metrics?.processStartMs ?? d.firstSeenAt;
   const age = now - startedAt;
   if (age < cfg.startupGraceMs) return true; // before the daemon's first scan has published anything
   if (age > cfg.startupMaxMs) return false; // bound: a pod can't claim start-up forever
+  return signal;
+}
+
+/**
+ * The part of podInStartup that depends on the pod's data alone (not on the
+ * time), so the tracker can compute it once per report instead of once per
+ * snapshot.
+ */
+export function startupSignal(d: PodData, cfg: RuleConfig): boolean {
   if (d.ready !== undefined && !d.ready.ready && STARTUP_REASONS.has(d.ready.reason)) return true;
   const m = d.metrics;
   if (m === undefined) return true; // no plugin data at all yet: nothing proves the launch queue is empty

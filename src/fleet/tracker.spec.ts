@@ -125,4 +125,25 @@ describe('FleetTracker', () => {
     assert.equal(tracker.snapshot().plugins.get('a/x')?.failedPods.length, 1);
     assert.ok(tracker.snapshot().version > before.version);
   });
+
+  it('rebuilds a pod view only when its data or a time-dependent state changes', () => {
+    const { tracker, clock } = newTracker([A, B], { staleAfterMs: 55_000 });
+    const young = T0 - 10_000; // 10 s old: inside startup-grace (60 s)
+    tracker.ingest(okReport(A, T0, metrics({ 'a/x': { g: 1 } }, young)));
+    tracker.ingest(okReport(B, T0, metrics({ 'a/x': { g: 1 } }, OLD)));
+    const a1 = tracker.snapshot().pods.get(A)!;
+    assert.equal(a1.inStartup, true);
+    tracker.ingest(okReport(B, T0, metrics({ 'a/x': { g: 1 } }, OLD)));
+    assert.equal(tracker.snapshot().pods.get(A), a1, 'another pod reporting reuses this pod view');
+    clock.advance(51_000); // past the grace: same data, new start-up state
+    tracker.ingest(okReport(B, clock.now(), metrics({ 'a/x': { g: 1 } }, OLD)));
+    const a2 = tracker.snapshot().pods.get(A)!;
+    assert.notEqual(a2, a1);
+    assert.equal(a2.inStartup, false);
+    assert.equal(a2.state, 'live');
+    clock.advance(10_000); // A's last report is now 61 s old: past stale-after
+    tracker.tick();
+    assert.equal(tracker.snapshot().pods.get(A)?.state, 'stale');
+    assert.deepEqual(tracker.snapshot().plugins.get('a/x')?.readyPods.map((p) => p.address), [B]);
+  });
 });

@@ -7,7 +7,7 @@ import type { Clock } from '../core/clock.js';
 import type { GateError } from '../core/errors.js';
 import type { PluginId } from '../core/plugin-id.js';
 import type { MetricsData, PodReport, ReadyData } from '../status/types.js';
-import { pluginOnPod, pluginsOf, podInStartup, type PodData, type RuleConfig } from './rules.js';
+import { pluginOnPod, pluginsOf, podInStartup, startupSignal, type PodData, type RuleConfig } from './rules.js';
 import type { FleetSnapshot, PluginOnPod, PluginView, PodState, PodView } from './types.js';
 
 export interface TrackerConfig extends RuleConfig {
@@ -32,6 +32,10 @@ interface PodRecord {
   readyAt: number | undefined;
   version: string | undefined;
   platform: string | undefined;
+  /** Bumped by every report: cached results below are valid for one data version. */
+  dataVersion: number;
+  signal: { dataVersion: number; readyFresh: boolean; value: boolean } | undefined;
+  cached: { dataVersion: number; readyFresh: boolean; view: PodView } | undefined;
 }
 
 /** A transition worth a log line: pod state or plugin state on a pod changed. */
@@ -50,7 +54,7 @@ export class FleetTracker {
   private current: FleetSnapshot;
   private version = 0;
   private readonly listeners: SnapshotListener[] = [];
-  /** Plugins beyond max-plugins, seen and dropped: counted, never labelled. */
+  /** Plugin sightings past max-plugins in the latest snapshot: counted, never indexed or labelled. */
   droppedPlugins = 0;
 
   constructor(
@@ -98,6 +102,7 @@ export class FleetTracker {
     const rec = this.pods.get(report.pod);
     if (rec === undefined || rec.removedAt !== undefined) return; // a late answer from a pod already gone
     rec.polls += 1;
+    rec.dataVersion += 1;
     rec.lastReportAt = report.at;
     let answered = false;
     let firstError: GateError | undefined;
@@ -165,60 +170,71 @@ export class FleetTracker {
     const live: PodView[] = [];
     const startup: PodView[] = [];
     let complete = this.discovered;
-    const known = new Set<PluginId>();
 
     const addresses = [...this.pods.keys()].sort();
     for (const address of addresses) {
       const rec = this.pods.get(address)!;
       if (rec.removedAt === undefined && rec.polls === 0) complete = false;
-      const data: PodData = {
-        metrics: rec.metrics,
-        // Ready-check data is used only while fresh: its lists must not outlive the bound.
-        ready: rec.readyAt !== undefined && now - rec.readyAt <= cfg.staleAfterMs ? rec.ready : undefined,
-        firstSeenAt: rec.firstSeenAt,
-      };
+      // Ready-check data is used only while fresh: its lists must not outlive the bound.
+      const readyFresh = rec.readyAt !== undefined && now - rec.readyAt <= cfg.staleAfterMs;
       const state = podState(rec, cfg, now);
-      const inStartup = state === 'live' && podInStartup(data, cfg, now);
-      const plugins = new Map<PluginId, PluginOnPod>();
-      if (state !== 'removed') {
-        for (const id of pluginsOf(data)) {
-          if (!known.has(id)) {
-            if (known.size >= cfg.maxPlugins) {
-              this.droppedPlugins += 1;
-              continue;
-            }
-            known.add(id);
-          }
-          plugins.set(id, pluginOnPod(id, data, inStartup, cfg));
-        }
+      let data: PodData | undefined;
+      const dataOf = (): PodData => (data ??= { metrics: rec.metrics, ready: readyFresh ? rec.ready : undefined, firstSeenAt: rec.firstSeenAt });
+      // The data-only half of the start-up rule changes only with a report: computed once per report.
+      if (rec.signal === undefined || rec.signal.dataVersion !== rec.dataVersion || rec.signal.readyFresh !== readyFresh) {
+        rec.signal = { dataVersion: rec.dataVersion, readyFresh, value: startupSignal(dataOf(), cfg) };
       }
-      const view: PodView = {
-        address,
-        state,
-        freshUntil: state === 'live' && rec.metricsAt !== undefined ? rec.metricsAt + cfg.staleAfterMs : -Infinity,
-        inStartup,
-        startedAt: rec.metrics?.processStartMs,
-        version: rec.version,
-        platform: rec.platform,
-        lastReportAt: rec.lastReportAt,
-        lastSuccessAt: rec.lastSuccessAt,
-        consecutiveFailures: rec.consecutiveFailures,
-        lastError: rec.lastError,
-        plugins: plugins.size === 0 ? EMPTY_PLUGINS : plugins,
-      };
+      const inStartup = state === 'live' && podInStartup(dataOf(), cfg, now, rec.signal.value);
+      // A pod's view is rebuilt only when its data or a time-dependent state changed:
+      // with many pods and plugins, a report then costs one pod's work, not the fleet's.
+      const c = rec.cached;
+      let view: PodView;
+      if (c !== undefined && c.dataVersion === rec.dataVersion && c.readyFresh === readyFresh && c.view.state === state && c.view.inStartup === inStartup) {
+        view = c.view;
+      } else {
+        const plugins = new Map<PluginId, PluginOnPod>();
+        if (state !== 'removed') for (const id of pluginsOf(dataOf())) plugins.set(id, pluginOnPod(id, dataOf(), inStartup, cfg));
+        view = {
+          address,
+          state,
+          freshUntil: state === 'live' && rec.metricsAt !== undefined ? rec.metricsAt + cfg.staleAfterMs : -Infinity,
+          inStartup,
+          startedAt: rec.metrics?.processStartMs,
+          version: rec.version,
+          platform: rec.platform,
+          lastReportAt: rec.lastReportAt,
+          lastSuccessAt: rec.lastSuccessAt,
+          consecutiveFailures: rec.consecutiveFailures,
+          lastError: rec.lastError,
+          plugins: plugins.size === 0 ? EMPTY_PLUGINS : plugins,
+        };
+        rec.cached = { dataVersion: rec.dataVersion, readyFresh, view };
+        if (prev !== undefined) diffPod(prev.pods.get(address), view, changes);
+      }
       pods.set(address, view);
       if (state === 'live') {
         live.push(view);
         if (inStartup) startup.push(view);
       }
-      if (prev !== undefined) diffPod(prev.pods.get(address), view, changes);
     }
 
+    // The per-plugin index, capped at max-plugins: plugins past the cap are counted, not indexed.
+    let unindexed = 0;
     const byPlugin = new Map<PluginId, { ready: PodView[]; starting: PodView[]; failed: PodView[]; maxF: number }>();
-    for (const id of known) byPlugin.set(id, { ready: [], starting: [], failed: [], maxF: 0 });
-    for (const pod of live) {
+    for (const pod of pods.values()) {
+      const isLive = pod.state === 'live';
       for (const [id, p] of pod.plugins) {
-        const b = byPlugin.get(id)!;
+        let b = byPlugin.get(id);
+        if (b === undefined) {
+          if (byPlugin.size >= cfg.maxPlugins) {
+            unindexed++;
+            continue;
+          }
+          b = { ready: [], starting: [], failed: [], maxF: 0 };
+          byPlugin.set(id, b);
+        }
+        // Plugins on pods that are not live are listed (in /status) but never counted as anywhere.
+        if (!isLive) continue;
         if (p.state === 'ready') b.ready.push(pod);
         else if (p.state === 'starting') {
           b.starting.push(pod);
@@ -226,6 +242,7 @@ export class FleetTracker {
         } else if (p.state === 'failed') b.failed.push(pod);
       }
     }
+    this.droppedPlugins = unindexed;
     const plugins = new Map<PluginId, PluginView>();
     for (const [id, b] of byPlugin) {
       plugins.set(id, { id, readyPods: b.ready, startingPods: b.starting, failedPods: b.failed, maxFailedLaunchesRetrying: b.maxF });
@@ -259,6 +276,9 @@ function newRecord(address: string, now: number): PodRecord {
     readyAt: undefined,
     version: undefined,
     platform: undefined,
+    dataVersion: 0,
+    signal: undefined,
+    cached: undefined,
   };
 }
 

@@ -113,7 +113,7 @@ export class GateMetrics {
     });
     new client.Gauge({
       name: 'plugin_gate_plugins_unlabelled',
-      help: 'Plugin sightings dropped because max-plugins was reached.',
+      help: 'Plugin sightings past max-plugins in the latest snapshot (counted, not indexed or labelled).',
       registers: reg,
       collect() {
         this.set(droppedPlugins());
