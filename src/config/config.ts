@@ -44,6 +44,7 @@ export interface Config {
   readonly maxPlugins: number;
   readonly httpDenyStatus: number;
   readonly httpPathPrefix: string;
+  readonly httpRequestFrom: HttpRequestFrom;
   readonly httpMaxHeaderBytes: number;
   readonly decisionLog: 'all' | 'denied' | 'none';
   readonly logLevel: string;
@@ -52,6 +53,9 @@ export interface Config {
 }
 
 export type RawValues = Record<string, string>;
+
+/** Which gateway convention carries the original request on the forward-auth face. */
+export type HttpRequestFrom = 'auto' | 'x-original-url' | 'x-original-uri' | 'x-forwarded-uri' | 'request';
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -206,6 +210,7 @@ function validate(raw: RawValues, problems: string[]): Config | undefined {
     maxPlugins: get<number>('max-plugins'),
     httpDenyStatus: get<number>('http-deny-status'),
     httpPathPrefix: get<string>('http-path-prefix') ?? '',
+    httpRequestFrom: get<HttpRequestFrom>('http-request-from'),
     httpMaxHeaderBytes: get<number>('http-max-header-bytes'),
     decisionLog: get<'all' | 'denied' | 'none'>('decision-log'),
     logLevel: get<string>('log-level'),

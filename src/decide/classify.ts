@@ -17,6 +17,7 @@ const BYPASS: Target = { kind: 'bypass' };
 const BAD_PLUGIN_ID: Target = { kind: 'invalid', detail: 'X-Plugin-ID is not a valid plugin id (author/name)' };
 const BAD_UNIQUE_ID: Target = { kind: 'invalid', detail: 'X-Plugin-Unique-Identifier is not a valid plugin unique identifier' };
 const MISSING_PLUGIN_ID: Target = { kind: 'invalid', detail: 'X-Plugin-ID is required on dispatch requests' };
+const BAD_PATH: Target = { kind: 'invalid', detail: 'the request path has malformed percent-encoding' };
 const MISSING_UNIQUE_ID: Target = { kind: 'invalid', detail: 'X-Plugin-Unique-Identifier is required on this route' };
 
 /** Longest tenant id kept (the daemon uses UUIDs); longer ones are not echoed anywhere. */
@@ -26,11 +27,12 @@ export function classify(req: GateRequest): Target {
   const mode = req.contextExtensions.get(CTX_MODE);
   if (mode === 'bypass') return BYPASS;
   const forced = req.contextExtensions.get(CTX_SOURCE);
-  if (forced === 'x-plugin-id') return byPluginId(req, tenantOf(pathOnly(req.path)));
+  if (forced === 'x-plugin-id') return byPluginId(req, tenantOf(routedPath(req.path) ?? ''));
   if (forced === 'unique-id') return byUniqueId(req);
   if (forced === 'none') return NOT_SCOPED;
 
-  const path = pathOnly(req.path);
+  const path = routedPath(req.path);
+  if (path === undefined) return BAD_PATH;
   // /plugin/{tenant}/dispatch/...
   if (path.startsWith('/plugin/')) {
     const slash = path.indexOf('/', 8);
@@ -60,9 +62,22 @@ function byUniqueId(req: GateRequest): Target {
   return { kind: 'plugin', pluginId: id, tenant: undefined };
 }
 
-function pathOnly(path: string): string {
-  const q = path.indexOf('?');
-  return q < 0 ? path : path.slice(0, q);
+/**
+ * The path the daemon routes on. Its router (gin, default settings) matches the
+ * *decoded* path, so `/plugin/t/%64ispatch/…` is a dispatch there and must be
+ * one here too; otherwise a client could pass a dispatch off as not
+ * plugin-scoped. Malformed escapes (which Go's server would reject) are
+ * undefined, and the caller refuses them.
+ */
+export function routedPath(raw: string): string | undefined {
+  const q = raw.indexOf('?');
+  const path = q < 0 ? raw : raw.slice(0, q);
+  if (!path.includes('%')) return path;
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return undefined;
+  }
 }
 
 function tenantOf(path: string): string | undefined {

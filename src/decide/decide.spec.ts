@@ -44,6 +44,13 @@ describe('classify', () => {
     assert.equal(classify(req('/plugin/t/dispatch/tool/invoke')).kind, 'invalid');
     assert.equal(classify(req('/v2/invoke/extract', { 'x-plugin-unique-identifier': 'nope' })).kind, 'invalid');
   });
+  it('classifies on the decoded path, as the daemon routes', () => {
+    assert.equal(classify(req('/plugin/t1/%64ispatch/llm/invoke', { 'x-plugin-id': 'a/b' })).kind, 'plugin');
+    assert.equal(classify(req('/plugin/t1%2Fdispatch/llm/invoke', { 'x-plugin-id': 'a/b' })).kind, 'plugin');
+    assert.equal(classify(req('/v2/invoke/%64ispatch/x', { 'x-plugin-unique-identifier': 'a/b:1.0.0@' + 'c'.repeat(32) })).kind, 'plugin');
+    assert.equal(classify(req('/plugin/%ZZ/dispatch/x', { 'x-plugin-id': 'a/b' })).kind, 'invalid');
+    assert.equal(classify(req('/e/abc%20def/x')).kind, 'any');
+  });
   it('honours per-route context_extensions', () => {
     assert.equal(classify(req('/plugin/t/dispatch/x', { 'x-plugin-id': 'a/b' }, { plugin_gate: 'bypass' })).kind, 'bypass');
     assert.equal(classify(req('/custom/path', { 'x-plugin-id': 'a/b' }, { plugin_gate_source: 'x-plugin-id' })).kind, 'plugin');

@@ -90,13 +90,24 @@ export class StatusHttp {
       } catch (err) {
         throw new GateError('status_unreachable', `invalid status URL ${JSON.stringify(url)}`, { cause: err });
       }
+      let retried = false;
       for (let hop = 0; ; hop++) {
-        const res = await request(target, {
-          method: 'GET',
-          dispatcher: this.agent,
-          signal,
-          headers: { accept: options.accept ?? '*/*' },
-        });
+        let res: Awaited<ReturnType<typeof request>>;
+        try {
+          res = await request(target, {
+            method: 'GET',
+            dispatcher: this.agent,
+            signal,
+            headers: { accept: options.accept ?? '*/*' },
+          });
+        } catch (err) {
+          // A keep-alive socket the daemon closed (a restart) fails the first request
+          // sent on it; a GET is safe to send once more, on a fresh connection.
+          if (retried || signal.aborted || GateError.from(err).code !== 'status_reset') throw err;
+          retried = true;
+          hop--;
+          continue;
+        }
         if (REDIRECTS.has(res.statusCode)) {
           await discard(res.body, signal);
           const next = redirectTarget(target, res.headers['location']);

@@ -20,6 +20,7 @@ async function rejectsWith(p: Promise<unknown>, code: ErrorCode): Promise<GateEr
 
 describe('StatusHttp.getText against loopback servers', () => {
   let srv: TestServer;
+  let resetOnce = 0;
   let other: TestServer;
   let http: StatusHttp;
   const BIG = 256 * 1024 * 1024;
@@ -35,6 +36,11 @@ describe('StatusHttp.getText against loopback servers', () => {
       '/offsite': (_req, res) => res.writeHead(301, { location: `http://${other.address}/ok` }).end(),
       '/hang': hang,
       '/reset': reset,
+      // Drops the first request it sees, answers the next: a daemon restarting under a pooled socket.
+      '/reset-once': (req, res) => {
+        if (resetOnce++ === 0) reset(req, res);
+        else text(200, 'after restart')(req, res);
+      },
       '/error': text(500, 'internal error'),
       '/unavailable': text(503, '{"ready":false}'),
       '/exact': text(200, 'x'.repeat(64 * 1024)),
@@ -92,6 +98,13 @@ describe('StatusHttp.getText against loopback servers', () => {
 
   it('a server that drops the connection → status_reset', async () => {
     await rejectsWith(http.getText(`http://${srv.address}/reset`, opts), 'status_reset');
+  });
+
+  it('sends a GET once more when its connection was reset, then answers', async () => {
+    resetOnce = 0;
+    const r = await http.getText(`http://${srv.address}/reset-once`, opts);
+    assert.equal(r.body, 'after restart');
+    assert.equal(resetOnce, 2);
   });
 
   it('HTTP 500 → status_http_error naming the status', async () => {

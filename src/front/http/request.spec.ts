@@ -101,4 +101,14 @@ describe('URL helpers', () => {
     assert.equal(stripPrefix('/other', '/gate'), '/other');
     assert.equal(stripPrefix('/x', ''), '/x');
   });
+
+  it('with http-request-from set, reads only that convention', () => {
+    const forged = { 'X-Original-URL': 'http://x/health/check', 'X-Forwarded-Uri': '/e/x', 'X-Original-URI': '/plugin/t/dispatch/llm/invoke', 'X-Original-Method': 'POST' };
+    assert.equal(httpRequestToGate(head('GET', '/plugin/t/dispatch/llm/invoke', forged), '', 'auto').path, '/health/check');
+    const r = httpRequestToGate(head('GET', '/plugin/t/dispatch/llm/invoke', forged), '', 'x-original-uri');
+    assert.equal(r.path, '/plugin/t/dispatch/llm/invoke');
+    assert.equal(r.method, 'POST');
+    assert.equal(httpRequestToGate(head('GET', '/own/path', forged), '', 'request').path, '/own/path');
+    assert.equal(httpRequestToGate(head('GET', '/own', { 'X-Original-URI': '/a' }), '', 'x-forwarded-uri').path, '/own');
+  });
 });

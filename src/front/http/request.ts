@@ -12,10 +12,11 @@
  *
  * nginx sets its X-Original-* headers itself and Traefik overwrites its
  * X-Forwarded-* ones, but each passes the other convention's headers through
- * from the client. A client can therefore choose the path the gate classifies
- * (never the set of pods it routes to); gateways that care strip the foreign
- * headers (Traefik: authRequestHeaders).
+ * from the client, so with `auto` a client could choose the path the gate
+ * classifies (never the set of pods it routes to). `http-request-from` names the
+ * one convention to read; the deploy/ configs also blank the foreign headers.
  */
+import type { HttpRequestFrom } from '../../config/config.js';
 import type { GateRequest } from '../../decide/types.js';
 import { HeaderCollector, makeGateRequest } from '../service.js';
 
@@ -31,7 +32,7 @@ export interface HttpHead {
  * @param pathPrefix config `http-path-prefix`: '' or an absolute path without a
  *   trailing slash (config validation guarantees the form).
  */
-export function httpRequestToGate(head: HttpHead, pathPrefix: string): GateRequest {
+export function httpRequestToGate(head: HttpHead, pathPrefix: string, from: HttpRequestFrom = 'auto'): GateRequest {
   const headers = new HeaderCollector();
   const raw = head.rawHeaders;
   for (let i = 0; i + 1 < raw.length; i += 2) headers.add(raw[i]!, raw[i + 1]!);
@@ -41,9 +42,10 @@ export function httpRequestToGate(head: HttpHead, pathPrefix: string): GateReque
   let path: string;
   let host = headers.get('x-forwarded-host');
 
-  const originalUrl = headers.get('x-original-url');
-  const originalUri = headers.get('x-original-uri');
-  const forwardedUri = headers.get('x-forwarded-uri');
+  const auto = from === 'auto';
+  const originalUrl = auto || from === 'x-original-url' ? headers.get('x-original-url') : undefined;
+  const originalUri = auto || from === 'x-original-uri' ? headers.get('x-original-uri') : undefined;
+  const forwardedUri = auto || from === 'x-forwarded-uri' ? headers.get('x-forwarded-uri') : undefined;
   if (originalUrl !== undefined) {
     const u = splitUrl(originalUrl);
     path = u.path;

@@ -15,7 +15,7 @@ import { httpRequestToGate } from './request.js';
 export interface HttpFaceOptions {
   readonly listen: HostPort;
   readonly service: CheckService;
-  readonly config: Pick<Config, 'httpDenyStatus' | 'httpPathPrefix' | 'httpMaxHeaderBytes'>;
+  readonly config: Pick<Config, 'httpDenyStatus' | 'httpPathPrefix' | 'httpMaxHeaderBytes'> & Partial<Pick<Config, 'httpRequestFrom'>>;
   readonly logger?: FrontLogger;
 }
 
@@ -57,13 +57,14 @@ const BODY_500 = envelope(-500, 'PluginDaemonInternalServerError', 'plugin-gate 
 export async function startHttpFace(opts: HttpFaceOptions): Promise<HttpFace> {
   const logger = opts.logger ?? silentLogger;
   const { httpDenyStatus, httpPathPrefix } = opts.config;
+  const httpRequestFrom = opts.config.httpRequestFrom ?? 'auto';
 
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     // The body is never read. Node discards whatever arrives after the answer
     // (keeping the connection usable), and requestTimeout bounds how long.
     let result: { decision: Decision; decisionId: string };
     try {
-      result = opts.service.check(httpRequestToGate(req, httpPathPrefix), 'http');
+      result = opts.service.check(httpRequestToGate(req, httpPathPrefix, httpRequestFrom), 'http');
     } catch (err) {
       logger.error({ err: GateError.from(err).toJSON(), face: 'http' }, 'check failed');
       // 5xx: nginx answers 500, Envoy http_service takes its error path.
