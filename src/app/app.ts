@@ -58,6 +58,7 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
   const metrics = new GateMetrics(
     () => tracker.snapshot(),
     () => tracker.droppedPlugins,
+    clock,
   );
   const service = new GateService(() => tracker.snapshot(), config, clock, metrics, config.decisionLog === 'none' ? undefined : logger);
   let draining = false;

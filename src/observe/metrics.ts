@@ -6,6 +6,7 @@
  * never from request input. Fleet gauges are computed at scrape time.
  */
 import client from 'prom-client';
+import { systemClock, type Clock } from '../core/clock.js';
 import { ERROR_CODES, type ErrorCode } from '../core/errors.js';
 import { ALLOW_REASONS, REASONS, type Decision, type Reason } from '../decide/types.js';
 import type { FleetSnapshot } from '../fleet/types.js';
@@ -21,7 +22,7 @@ export class GateMetrics {
   private readonly pollChildren = new Map<string, client.Counter.Internal>();
   private readonly discoveryErrors: client.Counter;
 
-  constructor(snapshot: () => FleetSnapshot, droppedPlugins: () => number) {
+  constructor(snapshot: () => FleetSnapshot, droppedPlugins: () => number, clock: Clock = systemClock) {
     const decisions = new client.Counter({
       name: 'plugin_gate_decisions_total',
       help: 'Check decisions by face, decision (allow/deny) and reason.',
@@ -81,7 +82,7 @@ export class GateMetrics {
       registers: reg,
       collect() {
         this.reset();
-        const now = Date.now();
+        const now = clock.now();
         for (const p of snapshot().pods.values()) {
           if (p.lastSuccessAt !== undefined) this.labels(p.address).set((now - p.lastSuccessAt) / 1000);
         }

@@ -1,0 +1,65 @@
+#!/usr/bin/env node
+/**
+ * Floors for the gRPC benchmark (OPA's "authz server that allows everything"
+ * scenario): a server that answers every Check with the same canned allow,
+ * without deciding anything.
+ *
+ *   node dist/bench/baseline-main.js grpc-js   grpc-js with the gate's own proto and server options
+ *   node dist/bench/baseline-main.js http2     bare node:http2, a pre-encoded gRPC answer
+ *
+ * Prints `port=N`; SIGTERM exits.
+ */
+import http2 from 'node:http2';
+import * as grpc from '@grpc/grpc-js';
+import { authorizationService } from '../src/front/grpc/protos.js';
+import { createResponseRenderer } from '../src/front/grpc/response.js';
+import { SERVER_OPTIONS } from '../src/front/grpc/server.js';
+
+const kind = process.argv[2];
+const render = createResponseRenderer({ routeHeader: undefined });
+const CANNED = render(
+  { allow: true, reason: 'plugin_ready', upstream: '127.0.0.1:5002', pluginId: 'langgenius/openai', tenant: undefined, wouldDeny: undefined },
+  'baseline-0',
+);
+
+const parent = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parent) process.exit(0);
+}, 1000).unref();
+process.on('SIGTERM', () => process.exit(0));
+
+if (kind === 'grpc-js') {
+  const server = new grpc.Server(SERVER_OPTIONS);
+  server.addService(authorizationService(), {
+    Check: (_call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => cb(null, CANNED),
+  });
+  server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => {
+    if (err) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(1);
+    }
+    process.stdout.write(`port=${port}\n`);
+  });
+} else if (kind === 'http2') {
+  const message = authorizationService()['Check']!.responseSerialize(CANNED);
+  const frame = Buffer.alloc(5 + message.length);
+  frame.writeUInt32BE(message.length, 1);
+  message.copy(frame, 5);
+  const server = http2.createServer();
+  server.on('stream', (stream) => {
+    stream.on('data', () => undefined);
+    stream.on('end', () => {
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+      stream.end(frame);
+    });
+    stream.on('error', () => undefined);
+  });
+  server.listen(0, '127.0.0.1', () => {
+    const addr = server.address();
+    process.stdout.write(`port=${typeof addr === 'object' && addr !== null ? addr.port : 0}\n`);
+  });
+} else {
+  process.stderr.write('usage: baseline-main.js grpc-js|http2\n');
+  process.exit(2);
+}
