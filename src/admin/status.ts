@@ -7,9 +7,9 @@ export function statusDocument(snap: FleetSnapshot, now: number, draining: boole
     .sort((a, b) => (a.id < b.id ? -1 : 1))
     .map((pv) => ({
       plugin_id: pv.id,
-      ready_pods: pv.readyPods.map((p) => p.address),
-      starting_pods: pv.startingPods.map((p) => p.address),
-      failed_pods: pv.failedPods.map((p) => p.address),
+      ready_pods: pv.readyPods,
+      starting_pods: pv.startingPods,
+      failed_pods: pv.failedPods,
       fleet_in_startup: snap.startupPods.some((p) => (p.plugins.get(pv.id)?.state ?? 'absent') === 'absent') || pv.startingPods.length > 0,
     }));
   return {

@@ -54,7 +54,7 @@ function decidePlugin(id: PluginId, tenant: string | undefined, snap: FleetSnaps
   if (!snap.complete) return deny(snap, cfg, 'gate_not_ready', id, tenant, cfg.retryAfterMs);
   const pv = snap.plugins.get(id);
   if (pv !== undefined) {
-    const pod = pickFresh(pv.readyPods, now, seq);
+    const pod = pickFreshAddress(snap, pv.readyPods, now, seq);
     if (pod !== undefined) return allow('plugin_ready', pod, id, tenant);
   }
   const anyLive = pickFresh(snap.livePods, now, seq);
@@ -63,8 +63,8 @@ function decidePlugin(id: PluginId, tenant: string | undefined, snap: FleetSnaps
   // the daemons redirect them among themselves: any live pod will do.
   if (isRemoteDebugPlugin(id)) return allow('not_plugin_scoped', anyLive, id, tenant);
 
-  if (pv !== undefined && countFresh(pv.startingPods, now) > 0) {
-    return deny(snap, cfg, 'plugin_starting', id, tenant, startingRetryAfter(pv, cfg, now));
+  if (pv !== undefined && countFresh(snap, pv.startingPods, now) > 0) {
+    return deny(snap, cfg, 'plugin_starting', id, tenant, startingRetryAfter(snap, pv, cfg, now));
   }
   // A pod still in start-up publishes nothing for plugins queued behind its
   // launch limit: a plugin it does not report may be one of them. This is what
@@ -74,7 +74,7 @@ function decidePlugin(id: PluginId, tenant: string | undefined, snap: FleetSnaps
     const state = pod.plugins.get(id)?.state ?? 'absent';
     if (state === 'absent') return deny(snap, cfg, 'plugin_starting', id, tenant, cfg.retryAfterMs);
   }
-  if (pv !== undefined && countFresh(pv.failedPods, now) > 0) {
+  if (pv !== undefined && countFresh(snap, pv.failedPods, now) > 0) {
     return deny(snap, cfg, 'plugin_failed', id, tenant, cfg.failedRetryAfterMs);
   }
   if (cfg.unknownPlugin === 'allow') return allow('unknown_plugin_allowed', anyLive, id, tenant);
@@ -82,10 +82,11 @@ function decidePlugin(id: PluginId, tenant: string | undefined, snap: FleetSnaps
 }
 
 /** Retry-After while starting: the daemon's own retry wait when every starting pod is between retries. */
-function startingRetryAfter(pv: PluginView, cfg: DecideConfig, now: number): number {
+function startingRetryAfter(snap: FleetSnapshot, pv: PluginView, cfg: DecideConfig, now: number): number {
   let soonest = Infinity;
-  for (const pod of pv.startingPods) {
-    if (pod.freshUntil < now) continue;
+  for (const address of pv.startingPods) {
+    const pod = usable(snap, address, now);
+    if (pod === undefined) continue;
     const p = pod.plugins.get(pv.id);
     if (p === undefined) continue;
     const wait = p.failedLaunches > 0 && p.gauge === 0 ? daemonRetryWaitMs(p.failedLaunches) : 0;
@@ -106,9 +107,27 @@ export function pickFresh(pods: readonly PodView[], now: number, seq: number): P
   return undefined;
 }
 
-function countFresh(pods: readonly PodView[], now: number): number {
+/** The pod at `address` if it is live with data still fresh at `now`. */
+function usable(snap: FleetSnapshot, address: string, now: number): PodView | undefined {
+  const pod = snap.pods.get(address);
+  return pod !== undefined && pod.state === 'live' && pod.freshUntil >= now ? pod : undefined;
+}
+
+/** pickFresh over an index list of addresses. */
+function pickFreshAddress(snap: FleetSnapshot, addresses: readonly string[], now: number, seq: number): PodView | undefined {
+  const n = addresses.length;
+  if (n === 0) return undefined;
+  const start = seq % n;
+  for (let i = 0; i < n; i++) {
+    const pod = usable(snap, addresses[(start + i) % n]!, now);
+    if (pod !== undefined) return pod;
+  }
+  return undefined;
+}
+
+function countFresh(snap: FleetSnapshot, addresses: readonly string[], now: number): number {
   let c = 0;
-  for (const p of pods) if (p.freshUntil >= now) c++;
+  for (const a of addresses) if (usable(snap, a, now) !== undefined) c++;
   return c;
 }
 
@@ -165,7 +184,8 @@ export function denyMessage(snap: FleetSnapshot, reason: DenyReason, id: PluginI
   switch (reason) {
     case 'plugin_starting': {
       const starting = pv?.startingPods.length ?? 0;
-      const why = pv?.startingPods[0]?.plugins.get(pv.id)?.why;
+      const first = pv?.startingPods[0];
+      const why = first === undefined ? undefined : snap.pods.get(first)?.plugins.get(pv!.id)?.why;
       const queued = snap.startupPods.length;
       const state =
         starting > 0
@@ -175,7 +195,8 @@ export function denyMessage(snap: FleetSnapshot, reason: DenyReason, id: PluginI
     }
     case 'plugin_failed': {
       const pods = pv?.failedPods ?? [];
-      const why = pods[0]?.plugins.get(pv!.id)?.why ?? 'failed';
+      const first = pods[0];
+      const why = (first === undefined ? undefined : snap.pods.get(first)?.plugins.get(pv!.id)?.why) ?? 'failed';
       return `plugin-gate: plugin ${id} failed to start on every pod that has it (${pods.length} pod${pods.length === 1 ? '' : 's'}: ${why}); plugin runtime not found, ${wait}`;
     }
     case 'no_live_pod':

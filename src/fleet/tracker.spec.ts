@@ -30,7 +30,7 @@ describe('FleetTracker', () => {
     const { tracker, clock } = newTracker([A, B]);
     tracker.ingest(okReport(A, T0, metrics({ 'a/x': { g: 1 } }, OLD)));
     tracker.ingest(okReport(B, T0, metrics({ 'a/x': { g: 1 } }, OLD)));
-    assert.deepEqual(tracker.snapshot().plugins.get('a/x')?.readyPods.map((p) => p.address), [A, B]);
+    assert.deepEqual(tracker.snapshot().plugins.get('a/x')?.readyPods, [A, B]);
     for (let i = 1; i <= 2; i++) {
       clock.advance(1_000);
       tracker.ingest(failReport(B, clock.now()));
@@ -41,7 +41,7 @@ describe('FleetTracker', () => {
     const snap = tracker.snapshot();
     assert.equal(snap.pods.get(B)?.state, 'unreachable');
     assert.equal(snap.pods.get(B)?.lastError?.code, 'status_timeout');
-    assert.deepEqual(snap.plugins.get('a/x')?.readyPods.map((p) => p.address), [A]);
+    assert.deepEqual(snap.plugins.get('a/x')?.readyPods, [A]);
     assert.deepEqual(snap.livePods.map((p) => p.address), [A]);
   });
 
@@ -144,6 +144,26 @@ describe('FleetTracker', () => {
     clock.advance(10_000); // A's last report is now 61 s old: past stale-after
     tracker.tick();
     assert.equal(tracker.snapshot().pods.get(A)?.state, 'stale');
-    assert.deepEqual(tracker.snapshot().plugins.get('a/x')?.readyPods.map((p) => p.address), [B]);
+    assert.deepEqual(tracker.snapshot().plugins.get('a/x')?.readyPods, [B]);
+  });
+
+  it('keeps the plugin index whole while no plugin state changes, and rebuilds it when one does', () => {
+    const { tracker, clock } = newTracker([A, B]);
+    tracker.ingest(okReport(A, T0, metrics({ 'a/x': { g: 1 }, 'a/y': { g: 1 } }, OLD)));
+    tracker.ingest(okReport(B, T0, metrics({ 'a/x': { g: 1 } }, OLD)));
+    const first = tracker.snapshot();
+    clock.advance(2_000);
+    tracker.ingest(okReport(A, clock.now(), metrics({ 'a/x': { g: 1 }, 'a/y': { g: 1 } }, OLD)));
+    const second = tracker.snapshot();
+    assert.equal(second.plugins, first.plugins, 'same plugin states: same index');
+    assert.notEqual(second.pods.get(A), first.pods.get(A), 'the pod view itself is new (new freshUntil)');
+    assert.equal(second.pods.get(A)?.freshUntil, clock.now() + 10_000);
+    tracker.ingest(okReport(A, clock.now(), metrics({ 'a/x': { g: 0, f: 15 }, 'a/y': { g: 1 } }, OLD)));
+    const third = tracker.snapshot();
+    assert.notEqual(third.plugins, second.plugins);
+    assert.deepEqual(third.plugins.get('a/x')?.readyPods, [B]);
+    assert.deepEqual(third.plugins.get('a/x')?.failedPods, [A]);
+    for (let i = 0; i < 3; i++) tracker.ingest(failReport(B, clock.now()));
+    assert.deepEqual(tracker.snapshot().plugins.get('a/x')?.readyPods, [], 'a pod leaving the live set rebuilds the index');
   });
 });

@@ -54,6 +54,8 @@ export class FleetTracker {
   private current: FleetSnapshot;
   private version = 0;
   private readonly listeners: SnapshotListener[] = [];
+  /** The last plugin index and what it was built from. */
+  private index: { key: readonly unknown[]; plugins: ReadonlyMap<PluginId, PluginView> } | undefined;
   /** Plugin sightings past max-plugins in the latest snapshot: counted, never indexed or labelled. */
   droppedPlugins = 0;
 
@@ -150,6 +152,39 @@ export class FleetTracker {
     this.swap();
   }
 
+  /** Capped at max-plugins: plugins past the cap are counted, not indexed. */
+  private buildIndex(pods: ReadonlyMap<string, PodView>): Map<PluginId, PluginView> {
+    let unindexed = 0;
+    const byPlugin = new Map<PluginId, { ready: string[]; starting: string[]; failed: string[]; maxF: number }>();
+    for (const pod of pods.values()) {
+      const isLive = pod.state === 'live';
+      for (const [id, p] of pod.plugins) {
+        let b = byPlugin.get(id);
+        if (b === undefined) {
+          if (byPlugin.size >= this.cfg.maxPlugins) {
+            unindexed++;
+            continue;
+          }
+          b = { ready: [], starting: [], failed: [], maxF: 0 };
+          byPlugin.set(id, b);
+        }
+        // Plugins on pods that are not live are listed (in /status) but never counted as anywhere.
+        if (!isLive) continue;
+        if (p.state === 'ready') b.ready.push(pod.address);
+        else if (p.state === 'starting') {
+          b.starting.push(pod.address);
+          if (p.failedLaunches > b.maxF) b.maxF = p.failedLaunches;
+        } else if (p.state === 'failed') b.failed.push(pod.address);
+      }
+    }
+    this.droppedPlugins = unindexed;
+    const out = new Map<PluginId, PluginView>();
+    for (const [id, b] of byPlugin) {
+      out.set(id, { id, readyPods: b.ready, startingPods: b.starting, failedPods: b.failed, maxFailedLaunchesRetrying: b.maxF });
+    }
+    return out;
+  }
+
   private swap(): void {
     const prev = this.current;
     const changes: FleetChange[] = [];
@@ -192,8 +227,11 @@ export class FleetTracker {
       if (c !== undefined && c.dataVersion === rec.dataVersion && c.readyFresh === readyFresh && c.view.state === state && c.view.inStartup === inStartup) {
         view = c.view;
       } else {
-        const plugins = new Map<PluginId, PluginOnPod>();
+        let plugins = new Map<PluginId, PluginOnPod>();
         if (state !== 'removed') for (const id of pluginsOf(dataOf())) plugins.set(id, pluginOnPod(id, dataOf(), inStartup, cfg));
+        // Same plugin states as before (the usual report of a settled pod): keep the old map,
+        // so the plugin index below can be kept too.
+        if (c !== undefined && samePlugins(c.view.plugins, plugins)) plugins = c.view.plugins as Map<PluginId, PluginOnPod>;
         view = {
           address,
           state,
@@ -218,34 +256,16 @@ export class FleetTracker {
       }
     }
 
-    // The per-plugin index, capped at max-plugins: plugins past the cap are counted, not indexed.
-    let unindexed = 0;
-    const byPlugin = new Map<PluginId, { ready: PodView[]; starting: PodView[]; failed: PodView[]; maxF: number }>();
-    for (const pod of pods.values()) {
-      const isLive = pod.state === 'live';
-      for (const [id, p] of pod.plugins) {
-        let b = byPlugin.get(id);
-        if (b === undefined) {
-          if (byPlugin.size >= cfg.maxPlugins) {
-            unindexed++;
-            continue;
-          }
-          b = { ready: [], starting: [], failed: [], maxF: 0 };
-          byPlugin.set(id, b);
-        }
-        // Plugins on pods that are not live are listed (in /status) but never counted as anywhere.
-        if (!isLive) continue;
-        if (p.state === 'ready') b.ready.push(pod);
-        else if (p.state === 'starting') {
-          b.starting.push(pod);
-          if (p.failedLaunches > b.maxF) b.maxF = p.failedLaunches;
-        } else if (p.state === 'failed') b.failed.push(pod);
-      }
-    }
-    this.droppedPlugins = unindexed;
-    const plugins = new Map<PluginId, PluginView>();
-    for (const [id, b] of byPlugin) {
-      plugins.set(id, { id, readyPods: b.ready, startingPods: b.starting, failedPods: b.failed, maxFailedLaunchesRetrying: b.maxF });
+    // The per-plugin index. It depends only on which pods are live and on their
+    // plugin maps; when neither changed since the last build, it is kept whole.
+    const indexKey: unknown[] = [];
+    for (const pod of pods.values()) if (pod.plugins.size > 0) indexKey.push(pod.address, pod.state === 'live', pod.plugins);
+    let plugins: ReadonlyMap<PluginId, PluginView>;
+    if (this.index !== undefined && sameKey(this.index.key, indexKey)) {
+      plugins = this.index.plugins;
+    } else {
+      plugins = this.buildIndex(pods);
+      this.index = { key: indexKey, plugins };
     }
     return {
       version: ++this.version,
@@ -258,6 +278,21 @@ export class FleetTracker {
       discoveryError: this.discoveryError,
     };
   }
+}
+
+function samePlugins(a: ReadonlyMap<PluginId, PluginOnPod>, b: ReadonlyMap<PluginId, PluginOnPod>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [id, x] of b) {
+    const y = a.get(id);
+    if (y === undefined || y.state !== x.state || y.gauge !== x.gauge || y.failedLaunches !== x.failedLaunches || y.restarts !== x.restarts || y.why !== x.why) return false;
+  }
+  return true;
+}
+
+function sameKey(a: readonly unknown[], b: readonly unknown[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function newRecord(address: string, now: number): PodRecord {

@@ -41,10 +41,16 @@ export interface PodView {
 
 export interface PluginView {
   readonly id: PluginId;
-  /** Live pods where the plugin is ready, in a stable order (by address). */
-  readonly readyPods: readonly PodView[];
-  readonly startingPods: readonly PodView[];
-  readonly failedPods: readonly PodView[];
+  /**
+   * Addresses of the live pods where the plugin is ready, starting or failed, in
+   * a stable order. Addresses, not views: a view changes with every report,
+   * while these lists change only when a plugin state does, so a settled fleet
+   * keeps its index from one snapshot to the next. Look a pod up in `pods` (and
+   * check `freshUntil`) before using it.
+   */
+  readonly readyPods: readonly string[];
+  readonly startingPods: readonly string[];
+  readonly failedPods: readonly string[];
   /** Largest failed-launch count on a pod still retrying; feeds Retry-After. */
   readonly maxFailedLaunchesRetrying: number;
 }

@@ -49,7 +49,7 @@ describe('nginx auth_request in front of the gate (deploy/nginx/nginx-e2e.conf.t
     h.sched.advance(1_000);
     const s = await h.poll();
     assert.deepEqual(
-      s.plugins.get(TARGET)?.readyPods.map((p) => p.address),
+      s.plugins.get(TARGET)?.readyPods,
       [h.fleet.pods[1]!.address],
     );
     nginx = new Nginx({ gate: `127.0.0.1:${h.gate.httpPort}`, daemon: h.fleet.pods[0]!.address });
