@@ -1,5 +1,5 @@
 /**
- * Admin HTTP: /healthz (the process answers), /readyz (200 only once the first
+ * Admin HTTP: / (the fleet view as a page), /healthz (the process answers), /readyz (200 only once the first
  * complete poll round is done — never before, or the gate repeats the daemon's
  * own "ready at second 0" bug — and 503 again while draining), /status (the
  * fleet view as JSON), /metrics (Prometheus).
@@ -11,6 +11,7 @@ import type { HostPort } from '../config/config.js';
 import type { FleetSnapshot } from '../fleet/types.js';
 import type { GateMetrics } from '../observe/metrics.js';
 import { statusDocument } from './status.js';
+import { statusPage } from './page.js';
 
 export interface AdminDeps {
   readonly snapshot: () => FleetSnapshot;
@@ -71,8 +72,13 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: AdminDeps
       res.writeHead(200, { 'content-type': deps.metrics.registry.contentType }).end(text);
       return;
     }
+    case '/':
+      res
+        .writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'" })
+        .end(statusPage(deps.snapshot(), deps.clock.now(), deps.draining()));
+      return;
     default:
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /healthz /readyz /status /metrics\n');
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try / /healthz /readyz /status /metrics\n');
   }
 }
 

@@ -1,0 +1,58 @@
+/**
+ * `/` on the admin port: the fleet view as a small HTML page for people (the
+ * same snapshot as /status), refreshed every few seconds. Every value is
+ * escaped, though plugin ids and addresses are validated long before here.
+ */
+import type { FleetSnapshot, PluginState } from '../fleet/types.js';
+
+const CELL: Record<PluginState, string> = { ready: 'ready', starting: 'starting', failed: 'failed', absent: '·' };
+
+export function statusPage(snap: FleetSnapshot, now: number, draining: boolean): string {
+  const pods = [...snap.pods.values()];
+  const ids = [...snap.plugins.keys()].sort();
+  const head = pods
+    .map((p) => {
+      const age = p.lastSuccessAt === undefined ? 'never' : `${Math.max(0, Math.round((now - p.lastSuccessAt) / 1000))}s ago`;
+      const err = p.lastError === undefined ? '' : `<br><small class="err">${esc(p.lastError.code)}</small>`;
+      return `<th class="pod ${esc(p.state)}">${esc(p.address)}<br><small>${esc(p.state)}${p.inStartup ? ', starting plugins' : ''}, ${esc(age)}</small>${err}</th>`;
+    })
+    .join('');
+  const rows = ids
+    .map((id) => {
+      const pv = snap.plugins.get(id)!;
+      const cells = pods
+        .map((p) => {
+          const s = p.plugins.get(id);
+          const state: PluginState = s?.state ?? 'absent';
+          // Absent on a pod still launching plugins may be queued behind its launch limit.
+          if (state === 'absent' && p.inStartup && p.state === 'live') return `<td class="queued" title="${esc(s?.why ?? 'no series yet')}">queued?</td>`;
+          return `<td class="${state}" title="${esc(s?.why ?? 'no series')}">${CELL[state]}</td>`;
+        })
+        .join('');
+      return `<tr><th class="plugin">${esc(id)}</th>${cells}<td class="n">${pv.readyPods.length}</td></tr>`;
+    })
+    .join('\n');
+  const state = draining ? 'draining' : snap.complete ? 'ready' : 'waiting for the first complete poll round';
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="3">
+<title>plugin-gate</title>
+<style>
+body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}
+table{border-collapse:collapse}th,td{border:1px solid #ddd;padding:.3em .6em;text-align:center}
+th.plugin{text-align:left;font-family:monospace}th.pod{font-family:monospace;font-weight:normal}
+.ready{background:#d9f2d9}.queued{background:#fbf8e6;color:#777}.starting{background:#fff3c4}.failed{background:#f6d0d0}
+.unreachable,.stale,.removed{background:#eee;color:#888}.err{color:#a00}.n{font-weight:bold}
+</style></head><body>
+<h1>plugin-gate</h1>
+<p>${esc(state)} · snapshot ${snap.version} · ${snap.livePods.length} of ${snap.pods.size} pods live, ${snap.startupPods.length} starting plugins · ${snap.plugins.size} plugins${
+    snap.discoveryError === undefined ? '' : ` · <span class="err">discovery: ${esc(snap.discoveryError.code)}</span>`
+  } · <a href="/status">JSON</a> · <a href="/metrics">metrics</a></p>
+<table><tr><th>plugin</th>${head}<th>ready pods</th></tr>
+${rows}
+</table></body></html>
+`;
+}
+
+function esc(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
