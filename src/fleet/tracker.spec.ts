@@ -2,6 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { failReport, metrics, newTracker, okReport, OLD, T0, trackerDefaults } from '../../test/support/fleet.js';
 import { FakeClock } from '../core/clock.js';
+import { GateError } from '../core/errors.js';
 import { FleetTracker } from './tracker.js';
 import type { FleetChange } from './tracker.js';
 
@@ -23,6 +24,15 @@ describe('FleetTracker', () => {
     const tracker = new FleetTracker(trackerDefaults, new FakeClock(T0));
     assert.equal(tracker.snapshot().complete, false);
     tracker.setPods([]);
+    assert.equal(tracker.snapshot().complete, true);
+  });
+
+  it('is not complete while discovery has only failed; an empty answer or a good one completes it', () => {
+    const tracker = new FleetTracker(trackerDefaults, new FakeClock(T0));
+    tracker.setPods([], new GateError('discovery_failed', 'SERVFAIL'));
+    assert.equal(tracker.snapshot().complete, false);
+    assert.equal(tracker.snapshot().discoveryError?.code, 'discovery_failed');
+    tracker.setPods([], new GateError('discovery_empty', 'no records'));
     assert.equal(tracker.snapshot().complete, true);
   });
 

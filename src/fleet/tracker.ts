@@ -89,7 +89,9 @@ export class FleetTracker {
     for (const rec of this.pods.values()) {
       if (!keep.has(rec.address) && rec.removedAt === undefined) rec.removedAt = now;
     }
-    this.discovered = true;
+    // A lookup that failed outright has not discovered the fleet: the gate stays
+    // not-ready until discovery has answered once (an empty answer counts).
+    if (error === undefined || error.code === 'discovery_empty') this.discovered = true;
     this.discoveryError = error;
     this.swap();
   }
