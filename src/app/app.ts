@@ -17,6 +17,7 @@ import { podReaderFor } from '../status/reader.js';
 import { StatusHttp } from '../status/http.js';
 import { startGrpcServer, type GrpcServer } from '../front/grpc/server.js';
 import { startHttpFace, type HttpFace } from '../front/http/server.js';
+import { TlsSource, tlsFilesOf } from '../front/tls.js';
 import { startAdmin, type AdminServer } from '../admin/server.js';
 import { GateMetrics } from '../observe/metrics.js';
 import { createLogger, type Logger } from '../observe/logger.js';
@@ -92,9 +93,10 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
   const ticker = setInterval(() => tracker.tick(), TICK_MS);
   ticker.unref();
 
-  const started: { grpc?: GrpcServer; http?: HttpFace; admin?: AdminServer } = {};
+  const started: { grpc?: GrpcServer; http?: HttpFace; admin?: AdminServer; tls?: TlsSource } = {};
   const stopAll = async (graceMs: number): Promise<void> => {
     clearInterval(ticker);
+    started.tls?.close();
     await Promise.allSettled([
       started.grpc?.close(graceMs),
       started.http?.close(),
@@ -112,8 +114,16 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
       metrics,
       clock,
     });
-    started.grpc = await startGrpcServer({ listen: config.grpcListen, service, config, logger });
-    if (config.httpListen !== undefined) started.http = await startHttpFace({ listen: config.httpListen, service, config, logger });
+    // One TlsSource for both faces: they present the same certificate and reload together.
+    const tlsFiles = tlsFilesOf(config);
+    if (tlsFiles !== undefined) {
+      const source = TlsSource.open(tlsFiles, { reloadMs: config.tlsReloadMs, logger });
+      started.tls = source;
+      metrics.tlsCertificate(() => source.material.info.notAfterMs);
+    }
+    const tls = started.tls;
+    started.grpc = await startGrpcServer({ listen: config.grpcListen, service, config, logger, tls });
+    if (config.httpListen !== undefined) started.http = await startHttpFace({ listen: config.httpListen, service, config, logger, tls });
   } catch (err) {
     await stopAll(0);
     throw err;
@@ -124,6 +134,7 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
       grpc: started.grpc.port,
       http: started.http?.port ?? null,
       admin: started.admin.port,
+      tls: started.tls === undefined ? 'off' : started.tls.mutual ? 'mutual' : 'on',
       discovery: config.discovery,
       sources: config.sources,
       dry_run: config.dryRun,

@@ -25,6 +25,7 @@ function summary(c: Config): string {
     `  discovery: ${where}`,
     `  grpc ${formatHostPort(c.grpcListen)}, http ${c.httpListen === undefined ? 'off' : formatHostPort(c.httpListen)}, admin ${formatHostPort(c.adminListen)}`,
     `  sources ${c.sources.join(',')} every ${c.pollIntervalMs}ms (timeout ${c.pollTimeoutMs}ms)`,
+    `  tls ${c.tlsCert === undefined ? 'off' : c.tlsClientCa === undefined ? 'on' : 'mutual'} (gRPC and HTTP faces; admin is plain HTTP)`,
   ].join('\n');
 }
 

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { ConfigError, configFor, helpText, loadConfig, parseDuration } from './config.js';
 import { OPTIONS } from './options.js';
 import { parseArgs } from '../cli/args.js';
+import { TestPki } from '../../test/support/certs.js';
 
 function problems(fn: () => unknown): string[] {
   try {
@@ -99,6 +100,58 @@ describe('configuration', () => {
     for (const o of OPTIONS) {
       assert.ok(h.includes(`--${o.key}`), o.key);
       assert.ok(h.includes('PLUGIN_GATE_' + o.key.toUpperCase().replace(/-/g, '_')), o.key);
+    }
+  });
+
+  it('TLS: pairs of keys, one line per problem', () => {
+    const base = { targets: '10.0.0.1:5002' };
+    assert.deepEqual(problems(() => configFor({ ...base, 'tls-cert': '/etc/gate/tls.crt' })), [
+      "tls-key: (unset) is required with tls-cert: the certificate's PEM private key",
+    ]);
+    assert.deepEqual(problems(() => configFor({ ...base, 'tls-key': '/etc/gate/tls.key' })), [
+      'tls-key: "/etc/gate/tls.key" needs tls-cert, the certificate it belongs to',
+    ]);
+    assert.deepEqual(problems(() => configFor({ ...base, 'tls-client-ca': '/etc/gate/ca.crt' })), [
+      'tls-client-ca: "/etc/gate/ca.crt" needs tls-cert and tls-key: mutual TLS needs the gate\'s own certificate',
+    ]);
+    assert.match(problems(() => configFor({ ...base, 'tls-reload': '10ms' }))[0]!, /^tls-reload: "10ms" must be between 100ms and 1h/);
+    const c = configFor(base);
+    assert.equal(c.tlsCert, undefined);
+    assert.equal(c.tlsReloadMs, 30_000);
+  });
+
+  it('TLS: the files are read and checked at load time (so --check-config reports them)', () => {
+    const pki = new TestPki('pg-config-tls-');
+    try {
+      const ca = pki.ca('cfg-ca');
+      const gate = pki.leaf('cfg-gate', ca, 'server');
+      const other = pki.leaf('cfg-other', ca, 'server');
+      const notPem = pki.path('notes.txt');
+      writeFileSync(notPem, 'not a certificate\n');
+      const base = { targets: '10.0.0.1:5002' };
+      const one = (flags: Record<string, string>, want: RegExp): void => {
+        const p = problems(() => configFor({ ...base, ...flags }));
+        assert.equal(p.length, 1, p.join('\n'));
+        assert.match(p[0]!, want);
+      };
+      one({ 'tls-cert': pki.path('missing.crt'), 'tls-key': gate.key }, /^tls-cert: ".*missing\.crt" cannot be read: ENOENT$/);
+      one({ 'tls-cert': notPem, 'tls-key': gate.key }, /^tls-cert: ".*notes\.txt" holds no PEM certificate/);
+      one({ 'tls-cert': gate.cert, 'tls-key': notPem }, /^tls-key: ".*notes\.txt" holds no PEM private key/);
+      one({ 'tls-cert': gate.cert, 'tls-key': other.key }, /^tls-key: ".*cfg-other\.key" does not match the certificate in tls-cert \(".*cfg-gate\.crt"\)$/);
+      one({ 'tls-cert': gate.cert, 'tls-key': gate.key, 'tls-client-ca': notPem }, /^tls-client-ca: ".*notes\.txt" holds no PEM certificate/);
+      one({ 'tls-cert': gate.cert, 'tls-key': gate.key, 'tls-client-ca': pki.path('nope.crt') }, /^tls-client-ca: ".*nope\.crt" cannot be read: ENOENT$/);
+
+      const c = loadConfig({
+        file: undefined,
+        env: { PLUGIN_GATE_TLS_CERT: gate.cert, PLUGIN_GATE_TLS_KEY: gate.key },
+        flags: { ...base, 'tls-client-ca': ca.cert, 'tls-reload': '250ms' },
+      });
+      assert.equal(c.tlsCert, gate.cert);
+      assert.equal(c.tlsKey, gate.key);
+      assert.equal(c.tlsClientCa, ca.cert);
+      assert.equal(c.tlsReloadMs, 250);
+    } finally {
+      pki.remove();
     }
   });
 

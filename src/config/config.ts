@@ -8,6 +8,7 @@ import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { OPTIONS, OPTION_KEYS, type OptionKind, type OptionSpec } from './options.js';
 import type { SourceName } from '../status/types.js';
+import { tlsFileProblems } from './tls-files.js';
 
 export interface HostPort {
   readonly host: string;
@@ -49,6 +50,12 @@ export interface Config {
   readonly decisionLog: 'all' | 'denied' | 'none';
   readonly logLevel: string;
   readonly redactHeaders: readonly string[];
+  /** PEM files of the gRPC and HTTP faces' TLS; tlsCert unset = plaintext. */
+  readonly tlsCert: string | undefined;
+  readonly tlsKey: string | undefined;
+  /** Set: mutual TLS, clients need a certificate signed by one of these CAs. */
+  readonly tlsClientCa: string | undefined;
+  readonly tlsReloadMs: number;
   readonly drainMs: number;
 }
 
@@ -95,6 +102,11 @@ export function loadConfig(sources: Sources): Config {
     else merged[k] = v;
   }
   const config = validate(merged, problems);
+  // The TLS files are read and checked here (not in validate, which stays pure)
+  // so that --check-config reports an unusable certificate like any bad value.
+  if (config?.tlsCert !== undefined && config.tlsKey !== undefined && problems.length === 0) {
+    problems.push(...tlsFileProblems({ cert: config.tlsCert, key: config.tlsKey, clientCa: config.tlsClientCa }));
+  }
   if (problems.length > 0 || config === undefined) throw new ConfigError(problems);
   return config;
 }
@@ -177,6 +189,12 @@ function validate(raw: RawValues, problems: string[]): Config | undefined {
   if (sources !== undefined && !sources.includes('metrics')) {
     problems.push(`sources: ${JSON.stringify(raw['sources'])} must include metrics: it is the only per-plugin source (health-check and ready-check add to it)`);
   }
+  const tlsSet = (k: string): boolean => raw[k] !== undefined;
+  if (tlsSet('tls-cert') && !tlsSet('tls-key')) problems.push(`tls-key: (unset) is required with tls-cert: the certificate's PEM private key`);
+  if (tlsSet('tls-key') && !tlsSet('tls-cert')) problems.push(`tls-key: ${JSON.stringify(raw['tls-key'])} needs tls-cert, the certificate it belongs to`);
+  if (tlsSet('tls-client-ca') && !tlsSet('tls-cert')) {
+    problems.push(`tls-client-ca: ${JSON.stringify(raw['tls-client-ca'])} needs tls-cert and tls-key: mutual TLS needs the gate's own certificate`);
+  }
   if (problems.length > 0) return undefined;
 
   const httpRaw = raw['http-listen'];
@@ -215,6 +233,10 @@ function validate(raw: RawValues, problems: string[]): Config | undefined {
     decisionLog: get<'all' | 'denied' | 'none'>('decision-log'),
     logLevel: get<string>('log-level'),
     redactHeaders: get<readonly string[]>('redact-headers') ?? [],
+    tlsCert: get<string | undefined>('tls-cert'),
+    tlsKey: get<string | undefined>('tls-key'),
+    tlsClientCa: get<string | undefined>('tls-client-ca'),
+    tlsReloadMs: get<number>('tls-reload'),
     drainMs: get<number>('drain'),
   };
 }

@@ -73,6 +73,12 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'log-level', kind: { type: 'enum', values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] }, default: 'info', help: 'process log level' },
   { key: 'redact-headers', kind: { type: 'header-list' }, default: '', help: 'extra header names never logged (x-api-key, authorization and cookie always are)' },
 
+  // TLS on the gRPC and HTTP faces (the admin listener stays plain HTTP)
+  { key: 'tls-cert', kind: { type: 'string' }, default: undefined, help: 'PEM certificate chain (leaf first) served on the gRPC and HTTP faces; setting it turns TLS on (needs tls-key)' },
+  { key: 'tls-key', kind: { type: 'string' }, default: undefined, help: 'PEM private key of tls-cert, unencrypted' },
+  { key: 'tls-client-ca', kind: { type: 'string' }, default: undefined, help: 'PEM CA bundle: clients must present a certificate signed by one of these CAs (mutual TLS)' },
+  { key: 'tls-reload', kind: ms(100, 3_600_000), default: '30s', help: 'how often the TLS files are re-read; a changed, valid set is served to new connections without a restart' },
+
   // lifecycle
   { key: 'drain', kind: ms(0, 600_000), default: '5s', help: 'on SIGTERM: report NOT_SERVING and keep answering this long before closing' },
 ];

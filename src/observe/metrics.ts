@@ -138,6 +138,22 @@ export class GateMetrics {
     this.discoveryErrors.inc();
   }
 
+  /**
+   * Registers plugin_gate_tls_cert_expiry_seconds, read at scrape time so it
+   * follows certificate reloads. Only called when TLS is on: without TLS the
+   * series is absent rather than a misleading 0.
+   */
+  tlsCertificate(notAfterMs: () => number): void {
+    new client.Gauge({
+      name: 'plugin_gate_tls_cert_expiry_seconds',
+      help: 'Unix time at which the certificate served on the gRPC and HTTP faces expires.',
+      registers: [this.registry],
+      collect() {
+        this.set(notAfterMs() / 1000);
+      },
+    });
+  }
+
   private source(name: SourceName, res: SourceResult<unknown> | undefined): void {
     if (res === undefined) return;
     const code: 'ok' | ErrorCode = res.ok ? 'ok' : res.error.code;

@@ -8,6 +8,7 @@ import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import { formatHostPort, type Config, type HostPort } from '../../config/config.js';
 import { GateError } from '../../core/errors.js';
 import { silentLogger, type CheckService, type FrontLogger } from '../service.js';
+import { tlsForFace, type TlsConfig, type TlsSource } from '../tls.js';
 import type { CheckRequestMsg, CheckResponseMsg } from './messages.js';
 import { AUTHORIZATION_SERVICE, authorizationService, loadGatePackage } from './protos.js';
 import { checkRequestToGate } from './request.js';
@@ -43,8 +44,11 @@ export const SERVER_OPTIONS: grpc.ServerOptions = {
 export interface GrpcServerOptions {
   readonly listen: HostPort;
   readonly service: CheckService;
-  readonly config: Pick<Config, 'routeHeader' | 'grpcReflection'>;
+  /** With tls-cert/tls-key set (and no `tls`), the server serves TLS from its own TlsSource. */
+  readonly config: Pick<Config, 'routeHeader' | 'grpcReflection'> & TlsConfig;
   readonly logger?: FrontLogger;
+  /** TLS material shared with the HTTP face; takes precedence over config's tls-* and stays open on close. */
+  readonly tls?: TlsSource;
 }
 
 export interface GrpcServer {
@@ -71,6 +75,7 @@ export interface GrpcServer {
  */
 export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServer> {
   const logger = opts.logger ?? silentLogger;
+  const { tls, owned } = tlsForFace(opts.tls, opts.config, logger);
   const server = new grpc.Server(SERVER_OPTIONS);
   const render = createResponseRenderer({ routeHeader: opts.config.routeHeader });
 
@@ -118,9 +123,17 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
 
   if (opts.config.grpcReflection) new ReflectionService(loadGatePackage()).addToServer(server);
 
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(formatHostPort(opts.listen), grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
-  });
+  const credentials = tls === undefined ? grpc.ServerCredentials.createInsecure() : grpcServerCredentials(tls);
+  let port: number;
+  try {
+    port = await new Promise<number>((resolve, reject) => {
+      server.bindAsync(formatHostPort(opts.listen), credentials, (err, p) => (err ? reject(err) : resolve(p)));
+    });
+  } catch (err) {
+    clearInterval(timer);
+    if (owned) tls?.close();
+    throw err;
+  }
 
   let closing: Promise<void> | undefined;
   return {
@@ -134,6 +147,8 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
         allowed = false;
         refresh();
         clearInterval(timer);
+        // Only the reload timer stops; connections still open keep their context.
+        if (owned) tls?.close();
         const force = setTimeout(() => server.forceShutdown(), Math.max(0, graceMs));
         force.unref();
         server.tryShutdown(() => {
@@ -144,6 +159,18 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
       return closing;
     },
   };
+}
+
+/**
+ * TLS credentials fed by a TlsSource, so a reloaded certificate reaches new
+ * connections without a restart (grpc-js calls setSecureContext on its HTTP/2
+ * server for each update). With a client CA, a client without a certificate
+ * signed by it fails the handshake.
+ */
+export function grpcServerCredentials(tls: TlsSource): grpc.ServerCredentials {
+  // grpc-js 1.14 names these parameters the wrong way round: the first is the
+  // identity provider (certificate + key), the second the CA provider.
+  return grpc.experimental.createCertificateProviderServerCredentials(tls, tls.mutual ? tls : null, tls.mutual);
 }
 
 /**

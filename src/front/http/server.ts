@@ -5,18 +5,24 @@
  * decision.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Config, HostPort } from '../../config/config.js';
 import { GateError } from '../../core/errors.js';
+import { envelope } from '../../decide/envelope.js';
 import { DECISION_ID_HEADER, HTTP_UPSTREAM_HEADER, REASON_HEADER, type Decision } from '../../decide/types.js';
 import { silentLogger, type CheckService, type FrontLogger } from '../service.js';
 import { httpRequestToGate } from './request.js';
+import { secureContextOptions, tlsForFace, type TlsConfig, type TlsSource } from '../tls.js';
 
 export interface HttpFaceOptions {
   readonly listen: HostPort;
   readonly service: CheckService;
-  readonly config: Pick<Config, 'httpDenyStatus' | 'httpPathPrefix' | 'httpMaxHeaderBytes'> & Partial<Pick<Config, 'httpRequestFrom'>>;
+  /** With tls-cert/tls-key set (and no `tls`), the face serves https from its own TlsSource. */
+  readonly config: Pick<Config, 'httpDenyStatus' | 'httpPathPrefix' | 'httpMaxHeaderBytes'> & Partial<Pick<Config, 'httpRequestFrom'>> & TlsConfig;
   readonly logger?: FrontLogger;
+  /** TLS material shared with the gRPC face; takes precedence over config's tls-* and stays open on close. */
+  readonly tls?: TlsSource;
 }
 
 export interface HttpFace {
@@ -36,11 +42,8 @@ const REQUEST_TIMEOUT_MS = 60_000;
 const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 /** After answering a broken request, how long the socket may linger for the client to read it. */
 const ERROR_LINGER_MS = 1000;
-
-/** Daemon error envelopes (one JSON line) for answers the decision never sees. */
-function envelope(code: number, errorType: string, message: string): string {
-  return JSON.stringify({ code, message: JSON.stringify({ message, error_type: errorType, args: null }), data: null }) + '\n';
-}
+/** A TLS handshake takes milliseconds; Node's default (120 s) lets idle sockets pile up. */
+const HANDSHAKE_TIMEOUT_MS = 10_000;
 
 function rawResponse(status: number, text: string, body: string): Buffer {
   return Buffer.from(
@@ -75,7 +78,28 @@ export async function startHttpFace(opts: HttpFaceOptions): Promise<HttpFace> {
     writeDecision(res, result.decision, result.decisionId, httpDenyStatus);
   };
 
-  const server = createServer({ maxHeaderSize: opts.config.httpMaxHeaderBytes }, onRequest);
+  const { tls, owned } = tlsForFace(opts.tls, opts.config, logger);
+  const secure =
+    tls === undefined
+      ? undefined
+      : createHttpsServer(
+          {
+            maxHeaderSize: opts.config.httpMaxHeaderBytes,
+            ...secureContextOptions(tls.material),
+            // With a client CA: no certificate, or one it did not sign, fails the handshake.
+            requestCert: tls.mutual,
+            rejectUnauthorized: true,
+            handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+          },
+          onRequest,
+        );
+  const server = secure ?? createServer({ maxHeaderSize: opts.config.httpMaxHeaderBytes }, onRequest);
+  // A reloaded certificate (and client CA) applies to connections accepted from now on.
+  const unsubscribe = tls?.onChange((m) => secure?.setSecureContext(secureContextOptions(m)));
+  const releaseTls = (): void => {
+    unsubscribe?.();
+    if (owned) tls?.close();
+  };
   server.headersTimeout = HEADERS_TIMEOUT_MS;
   server.requestTimeout = REQUEST_TIMEOUT_MS;
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
@@ -84,13 +108,18 @@ export async function startHttpFace(opts: HttpFaceOptions): Promise<HttpFace> {
   server.on('checkContinue', onRequest);
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => answerClientError(err, socket));
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.listen.port, opts.listen.host, () => {
-      server.off('error', reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(opts.listen.port, opts.listen.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (err) {
+    releaseTls();
+    throw err;
+  }
   // After start-up a listener error (e.g. EMFILE on accept) must not crash the process.
   server.on('error', (err) => logger.error({ err: GateError.from(err).toJSON(), face: 'http' }, 'listener error'));
   const address = server.address();
@@ -101,6 +130,7 @@ export async function startHttpFace(opts: HttpFaceOptions): Promise<HttpFace> {
     port,
     close(graceMs = 1000): Promise<void> {
       closing ??= new Promise<void>((resolve) => {
+        releaseTls();
         const force = setTimeout(() => server.closeAllConnections(), Math.max(0, graceMs));
         force.unref();
         server.close(() => {
