@@ -185,7 +185,8 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
 function logChanges(logger: Logger, changes: readonly FleetChange[]): void {
   for (const c of changes) {
     if (c.kind === 'pod') {
-      const level = c.to === 'live' || c.to === 'removed' ? 'info' : 'warn';
+      // Losing a live pod is worth a warning; a new pod not read yet is not.
+      const level = c.from === 'live' && (c.to === 'unreachable' || c.to === 'stale') ? 'warn' : 'info';
       logger[level]({ pod: c.pod, from: c.from, to: c.to, code: c.error?.code, err: c.error?.message }, 'pod state changed');
     } else {
       logger.info({ pod: c.pod, plugin_id: c.plugin, from: c.from, to: c.to, why: c.why }, 'plugin state changed');
