@@ -90,7 +90,14 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
     poller.setTargets(addresses);
   });
 
-  const ticker = setInterval(() => tracker.tick(), TICK_MS);
+  const ticker = setInterval(() => {
+    tracker.tick();
+    const suppressed = service.takeSuppressed();
+    if (suppressed > 0) {
+      metrics.decisionLogSuppressed(suppressed);
+      logger.warn({ suppressed, rate: config.decisionLogRate }, 'decision log rate limit: lines suppressed (decisions still counted in metrics)');
+    }
+  }, TICK_MS);
   ticker.unref();
 
   const started: { grpc?: GrpcServer; http?: HttpFace; admin?: AdminServer; tls?: TlsSource } = {};

@@ -12,6 +12,8 @@ import type { Face, GateMetrics } from '../observe/metrics.js';
 
 export interface ServiceConfig extends DecideConfig {
   readonly decisionLog: 'all' | 'denied' | 'none';
+  /** Most decision log lines per second; 0 = no limit. */
+  readonly decisionLogRate?: number;
 }
 
 export interface CheckResult {
@@ -25,6 +27,10 @@ const MAX_LOGGED_PATH = 256;
 export class GateService {
   private seq = 0;
   private draining = false;
+  /** Token bucket of decision log lines (a deny storm must not become a log storm). */
+  private logTokens: number;
+  private logRefilledAt: number;
+  private suppressed = 0;
   /** Per process, so decision ids from several gate replicas never collide. */
   private readonly idPrefix = randomBytes(4).toString('hex') + '-';
 
@@ -34,7 +40,10 @@ export class GateService {
     private readonly clock: Clock,
     private readonly metrics: GateMetrics | undefined,
     private readonly log: Logger | undefined,
-  ) {}
+  ) {
+    this.logTokens = cfg.decisionLogRate ?? 0;
+    this.logRefilledAt = clock.now();
+  }
 
   check(req: GateRequest, face: Face): CheckResult {
     const t0 = process.hrtime.bigint();
@@ -44,7 +53,10 @@ export class GateService {
     const decisionId = this.idPrefix + seq.toString(36);
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     this.metrics?.decision(face, decision, seconds);
-    if (this.log !== undefined && this.wantsLog(decision)) this.logDecision(req, face, decision, decisionId, seconds);
+    if (this.log !== undefined && this.wantsLog(decision)) {
+      if (this.takeLogToken()) this.logDecision(req, face, decision, decisionId, seconds);
+      else this.suppressed++;
+    }
     return { decision, decisionId };
   }
 
@@ -55,6 +67,30 @@ export class GateService {
 
   drain(): void {
     this.draining = true;
+  }
+
+  /**
+   * Decision log lines dropped by the rate limit since the last call, and reset.
+   * The app logs and counts them once a second.
+   */
+  takeSuppressed(): number {
+    const n = this.suppressed;
+    this.suppressed = 0;
+    return n;
+  }
+
+  private takeLogToken(): boolean {
+    const rate = this.cfg.decisionLogRate ?? 0;
+    if (rate <= 0) return true;
+    const now = this.clock.now();
+    const elapsed = now - this.logRefilledAt;
+    if (elapsed > 0) {
+      this.logTokens = Math.min(rate, this.logTokens + (elapsed * rate) / 1000);
+      this.logRefilledAt = now;
+    }
+    if (this.logTokens < 1) return false;
+    this.logTokens -= 1;
+    return true;
   }
 
   private wantsLog(d: Decision): boolean {

@@ -48,6 +48,7 @@ export interface Config {
   readonly httpRequestFrom: HttpRequestFrom;
   readonly httpMaxHeaderBytes: number;
   readonly decisionLog: 'all' | 'denied' | 'none';
+  readonly decisionLogRate: number;
   readonly logLevel: string;
   readonly redactHeaders: readonly string[];
   /** PEM files of the gRPC and HTTP faces' TLS; tlsCert unset = plaintext. */
@@ -231,6 +232,7 @@ function validate(raw: RawValues, problems: string[]): Config | undefined {
     httpRequestFrom: get<HttpRequestFrom>('http-request-from'),
     httpMaxHeaderBytes: get<number>('http-max-header-bytes'),
     decisionLog: get<'all' | 'denied' | 'none'>('decision-log'),
+    decisionLogRate: get<number>('decision-log-rate'),
     logLevel: get<string>('log-level'),
     redactHeaders: get<readonly string[]>('redact-headers') ?? [],
     tlsCert: get<string | undefined>('tls-cert'),

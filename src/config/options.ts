@@ -70,6 +70,7 @@ export const OPTIONS: readonly OptionSpec[] = [
 
   // seeing decisions
   { key: 'decision-log', kind: { type: 'enum', values: ['all', 'denied', 'none'] }, default: 'denied', help: 'which decisions are logged (state changes are always logged)' },
+  { key: 'decision-log-rate', kind: { type: 'int', min: 0, max: 1_000_000 }, default: '200', help: 'most decision log lines per second (0 = no limit); the rest are counted and summarised every second' },
   { key: 'log-level', kind: { type: 'enum', values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] }, default: 'info', help: 'process log level' },
   { key: 'redact-headers', kind: { type: 'header-list' }, default: '', help: 'extra header names never logged (x-api-key, authorization and cookie always are)' },
 

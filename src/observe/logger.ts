@@ -17,5 +17,8 @@ export function createLogger(level: string, extraRedacted: readonly string[] = [
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label: string) => ({ level: label }) },
   };
-  return dest === undefined ? pino(opts) : pino(opts, dest);
+  // stdout is written asynchronously: with `decision-log all` under load, a
+  // synchronous write to a slow pipe would stall the event loop and with it every
+  // Check. The app flushes on shutdown.
+  return pino(opts, dest ?? pino.destination({ dest: 1, sync: false }));
 }

@@ -21,6 +21,7 @@ export class GateMetrics {
   private readonly polls: client.Counter;
   private readonly pollChildren = new Map<string, client.Counter.Internal>();
   private readonly discoveryErrors: client.Counter;
+  private readonly logSuppressed: client.Counter;
 
   constructor(snapshot: () => FleetSnapshot, droppedPlugins: () => number, clock: Clock = systemClock) {
     const decisions = new client.Counter({
@@ -50,6 +51,11 @@ export class GateMetrics {
     for (const source of ['metrics', 'health-check', 'ready-check'] as const) {
       for (const code of ['ok', ...ERROR_CODES]) this.pollChildren.set(source + code, this.polls.labels(source, code));
     }
+    this.logSuppressed = new client.Counter({
+      name: 'plugin_gate_decision_log_suppressed_total',
+      help: 'Decision log lines dropped by decision-log-rate (the decisions themselves are counted above).',
+      registers: [this.registry],
+    });
     this.discoveryErrors = new client.Counter({
       name: 'plugin_gate_discovery_errors_total',
       help: 'Failed discovery rounds (the last good set of pods is kept).',
@@ -132,6 +138,10 @@ export class GateMetrics {
     this.source('metrics', r.metrics);
     this.source('health-check', r.health);
     this.source('ready-check', r.ready);
+  }
+
+  decisionLogSuppressed(n: number): void {
+    this.logSuppressed.inc(n);
   }
 
   discoveryError(): void {
