@@ -330,7 +330,8 @@ export function parseHostPort(s: string, allowName: boolean): HostPort | undefin
     if (i <= 0) return undefined;
     host = s.slice(0, i);
     portText = s.slice(i + 1);
-    if (isIP(host) !== 4 && !(allowName && /^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?)*\.?$/i.test(host))) return undefined;
+    // Names may hold underscores: Docker Compose service names do (Dify's is plugin_daemon).
+    if (isIP(host) !== 4 && !(allowName && /^[a-z0-9_]([a-z0-9_-]{0,62}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,62}[a-z0-9_])?)*\.?$/i.test(host))) return undefined;
   }
   if (!/^\d{1,5}$/.test(portText)) return undefined;
   const port = Number(portText);
