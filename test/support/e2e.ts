@@ -5,12 +5,10 @@
  */
 import { spawn } from 'node:child_process';
 import type { DestinationStream } from 'pino';
-import { configFor, type RawValues } from '../../src/config/config.js';
-import { startGate, type RunningGate } from '../../src/app/app.js';
-import { createLogger, type Logger } from '../../src/observe/logger.js';
-import { ManualScheduler } from '../../src/sim/scheduler.js';
-import { SimFleet, type SimFleetOptions } from '../../src/sim/fleet.js';
-import { TEST_FLAGS, type Harness } from './gate.js';
+import type { RawValues } from '../../src/config/config.js';
+import type { Logger } from '../../src/observe/logger.js';
+import type { SimFleet, SimFleetOptions } from '../../src/sim/fleet.js';
+import { startHarness, type Harness } from './gate.js';
 
 export interface E2eOptions {
   /** Default: silent. */
@@ -19,32 +17,8 @@ export interface E2eOptions {
   readonly beforeGate?: (fleet: SimFleet) => Promise<void> | void;
 }
 
-export async function startE2e(fleetOpts: Omit<SimFleetOptions, 'scheduler'>, flags: RawValues = {}, opts: E2eOptions = {}): Promise<Harness> {
-  const sched = new ManualScheduler(Date.UTC(2026, 0, 1));
-  const fleet = new SimFleet({ ...fleetOpts, scheduler: sched });
-  await fleet.start();
-  let gate: RunningGate;
-  try {
-    await opts.beforeGate?.(fleet);
-    const config = configFor({ ...TEST_FLAGS, targets: fleet.targets, ...flags });
-    gate = await startGate(config, { clock: sched, logger: opts.logger ?? createLogger('silent') });
-  } catch (err) {
-    await fleet.close();
-    throw err;
-  }
-  return {
-    sched,
-    fleet,
-    gate,
-    async poll() {
-      await gate.poller.pollNow();
-      return gate.snapshot();
-    },
-    async close() {
-      await gate.close();
-      await fleet.close();
-    },
-  };
+export function startE2e(fleetOpts: Omit<SimFleetOptions, 'scheduler'>, flags: RawValues = {}, opts: E2eOptions = {}): Promise<Harness> {
+  return startHarness(fleetOpts, flags, opts.beforeGate, opts.logger);
 }
 
 /** Pod name (`pod-2`) for an `IP:port` the gate answered. */

@@ -5,7 +5,7 @@
  */
 import { configFor, type RawValues } from '../../src/config/config.js';
 import { startGate, type RunningGate } from '../../src/app/app.js';
-import { createLogger } from '../../src/observe/logger.js';
+import { createLogger, type Logger } from '../../src/observe/logger.js';
 import { ManualScheduler } from '../../src/sim/scheduler.js';
 import { SimFleet, type SimFleetOptions } from '../../src/sim/fleet.js';
 
@@ -33,7 +33,8 @@ export const TEST_FLAGS: RawValues = {
 export async function startHarness(
   fleetOpts: Omit<SimFleetOptions, 'scheduler'>,
   flags: RawValues = {},
-  beforeGate?: (fleet: SimFleet) => Promise<void>,
+  beforeGate?: (fleet: SimFleet) => Promise<void> | void,
+  logger: Logger = createLogger('silent'),
 ): Promise<Harness> {
   const sched = new ManualScheduler(Date.UTC(2026, 0, 1));
   const fleet = new SimFleet({ ...fleetOpts, scheduler: sched });
@@ -42,7 +43,7 @@ export async function startHarness(
   try {
     await beforeGate?.(fleet);
     const config = configFor({ ...TEST_FLAGS, targets: fleet.targets, ...flags });
-    gate = await startGate(config, { clock: sched, logger: createLogger('silent') });
+    gate = await startGate(config, { clock: sched, logger });
   } catch (err) {
     await fleet.close();
     throw err;
