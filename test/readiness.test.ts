@@ -153,6 +153,42 @@ describe('readiness engine against a simulated fleet', () => {
     assert.equal(status.pods.find((p) => p.address === p2)?.last_error?.code, 'status_too_large');
   });
 
+  it('learns the daemon retry limit from /ready/check, and without it sees a retry that stopped', async () => {
+    // The daemon gives up after 6 failed launches (PR #600's PLUGIN_LOCAL_MAX_RETRY_COUNT); the gate
+    // is left at its default limit of 15.
+    const fleetOpts = { pods: 1, readyCheck: true, retryLimit: 6, plugins: [{ id: 'a/ok', launchMs: 1_000 }, { id: 'a/bad', launchMs: 1_000, failures: 'always' as const }] };
+
+    // With the ready-check source, a 503 during start-up carries MaxRetries, remembered for this process:
+    // once the daemon answers 200 (which hides failed plugins) the count of 3 already means "gave up".
+    const withReady = await harness(fleetOpts, { sources: 'metrics,health-check,ready-check' });
+    await withReady.gate.whenReady();
+    const pod = withReady.fleet.pods[0]!.address;
+    // Poll through the start-up as the gate would (every 5 s here): while a/bad waits 30 s between
+    // retries, the daemon's /ready/check answers 503 with its detail.
+    for (let i = 0; i < 40; i++) {
+      withReady.sched.advance(5_000);
+      await withReady.poll();
+    }
+    withReady.sched.advance(600_000);
+    let s = await withReady.poll();
+    assert.equal(s.pods.get(pod)?.plugins.get('a/bad')?.failedLaunches, 6);
+    assert.equal(stateOf(s, pod, 'a/bad'), 'failed');
+    assert.match(s.pods.get(pod)?.plugins.get('a/bad')?.why ?? '', /gave up after 6 failed launches/);
+    assert.equal(withReady.gate.service.check(dispatch('a/bad'), 'grpc').decision.reason, 'plugin_failed');
+
+    // Metrics alone: 6 of 15 looks like retrying, until nothing has moved for retry-stall (5 min).
+    const metricsOnly = await harness(fleetOpts);
+    await metricsOnly.gate.whenReady();
+    const mpod = metricsOnly.fleet.pods[0]!.address;
+    metricsOnly.sched.advance(600_000);
+    s = await metricsOnly.poll();
+    assert.equal(stateOf(s, mpod, 'a/bad'), 'starting');
+    metricsOnly.sched.advance(301_000);
+    s = await metricsOnly.poll();
+    assert.equal(stateOf(s, mpod, 'a/bad'), 'failed');
+    assert.match(s.pods.get(mpod)?.plugins.get('a/bad')?.why ?? '', /no launch attempt for 300s after 6 failed launches/);
+  });
+
   it('/readyz is 503 until the first round completes, even when a daemon never answers', async () => {
     const h = await harness({ pods: 2, plugins: [{ id: 'a/x', launchMs: 1_000 }] }, { 'poll-timeout': '1500ms' }, async (fleet) => {
       await fleet.pods[1]!.setMode('hang');

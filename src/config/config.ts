@@ -31,6 +31,7 @@ export interface Config {
   readonly pollTimeoutMs: number;
   readonly maxStatusBytes: number;
   readonly daemonRetryLimit: number;
+  readonly retryStallMs: number;
   readonly unreachableAfter: number;
   readonly staleAfterMs: number;
   readonly startupGraceMs: number;
@@ -215,6 +216,7 @@ function validate(raw: RawValues, problems: string[]): Config | undefined {
     pollTimeoutMs: pollTimeout,
     maxStatusBytes: get<number>('max-status-bytes'),
     daemonRetryLimit: get<number>('daemon-retry-limit'),
+    retryStallMs: get<number>('retry-stall'),
     unreachableAfter: get<number>('unreachable-after'),
     staleAfterMs: get<number>('stale-after'),
     startupGraceMs: startupGrace,

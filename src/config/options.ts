@@ -47,6 +47,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'poll-timeout', kind: ms(20, 60_000), default: '1s', help: 'timeout of one status request' },
   { key: 'max-status-bytes', kind: { type: 'int', min: 1024, max: 268_435_456 }, default: '8388608', help: 'largest status body read; a larger one is status_too_large' },
   { key: 'daemon-retry-limit', kind: { type: 'int', min: 1, max: 1000 }, default: '15', help: "the daemon's launch retry limit: failed launches at or past it mean the plugin gave up" },
+  { key: 'retry-stall', kind: ms(0, 86_400_000), default: '5m', help: 'a plugin between retries whose gauge and failure count have not moved this long has given up (0 = trust the count only)' },
   { key: 'unreachable-after', kind: { type: 'int', min: 1, max: 100 }, default: '3', help: 'consecutive failed polls before a pod is unreachable' },
   { key: 'stale-after', kind: ms(100, 3_600_000), default: '10s', help: 'age of the last good report past which a pod is stale' },
   { key: 'startup-grace', kind: ms(0, 86_400_000), default: '60s', help: 'a pod younger than this (process start time) is in start-up whatever it reports' },

@@ -4,7 +4,7 @@ import { daemonRetryWaitMs, pluginOnPod, podInStartup, type PodData } from './ru
 import { metrics, T0, OLD } from '../../test/support/fleet.js';
 import type { ReadyData } from '../status/types.js';
 
-const cfg = { daemonRetryLimit: 15, startupGraceMs: 60_000, startupMaxMs: 900_000 };
+const cfg = { daemonRetryLimit: 15, startupGraceMs: 60_000, startupMaxMs: 900_000, retryStallMs: 300_000 };
 const now = T0;
 const data = (m: PodData['metrics'], ready?: ReadyData): PodData => ({ metrics: m, ready, firstSeenAt: T0 - 1_000 });
 const unready = (missing: string[], failed: string[], maxRetries?: number): ReadyData => ({
@@ -40,7 +40,7 @@ describe('state table: is a pod in start-up?', () => {
 
 describe('state table: a plugin on a pod', () => {
   const on = (s: Parameters<typeof metrics>[0], id: string, inStartup: boolean, ready?: ReadyData) =>
-    pluginOnPod(id, data(metrics(s, OLD), ready), inStartup, cfg);
+    pluginOnPod(id, data(metrics(s, OLD), ready), inStartup, cfg, now);
 
   it('R1 gauge 1 is ready, whatever a stale ready-check list says', () => {
     assert.equal(on({ 'a/x': { g: 1 } }, 'a/x', false, unready(['a/x'], [])).state, 'ready');
@@ -66,6 +66,19 @@ describe('state table: a plugin on a pod', () => {
     const p = on({ 'a/x': { g: 0, f: 14 } }, 'a/x', false);
     assert.equal(p.state, 'starting');
     assert.match(p.why, /retrying after 14 failed launches/);
+  });
+  it('R5 a plugin between retries whose gauge and count have not moved for retry-stall has given up', () => {
+    const d = (since: number): PodData => ({ ...data(metrics({ 'a/x': { g: 0, f: 4 } }, OLD)), changedAt: new Map([['a/x', since]]) });
+    assert.equal(pluginOnPod('a/x', d(now - 60_000), false, cfg, now).state, 'starting');
+    const stalled = pluginOnPod('a/x', d(now - 300_001), false, cfg, now);
+    assert.equal(stalled.state, 'failed');
+    assert.match(stalled.why, /no launch attempt for 300s after 4 failed launches/);
+    assert.equal(pluginOnPod('a/x', d(now - 300_001), false, { ...cfg, retryStallMs: 0 }, now).state, 'starting', 'retry-stall 0 trusts the count');
+    assert.equal(podInStartup(d(now - 300_001), cfg, now), false, 'a stalled plugin does not keep the pod in start-up');
+  });
+  it('R4 a retry limit learned from an earlier /ready/check detail still applies when it answers 200', () => {
+    const d: PodData = { ...data(metrics({ 'a/x': { g: 0, f: 3 } }, OLD)), learnedMaxRetries: 3 };
+    assert.equal(pluginOnPod('a/x', d, false, cfg, now).state, 'failed');
   });
   it('R6 gauge 0 without failures: starting during start-up, absent (stopped) after', () => {
     assert.equal(on({ 'a/x': { g: 0 } }, 'a/x', true).state, 'starting');

@@ -11,6 +11,8 @@ export interface RuleConfig {
   readonly daemonRetryLimit: number;
   readonly startupGraceMs: number;
   readonly startupMaxMs: number;
+  /** A plugin between retries whose gauge and failure count have not moved for this long has stopped retrying. 0 = never. */
+  readonly retryStallMs: number;
 }
 
 /** What the rules know of one pod: its freshest good data per source. */
@@ -20,6 +22,13 @@ export interface PodData {
   readonly ready: ReadyData | undefined;
   /** When the gate first saw the pod; stands in for the process start time until metrics give it. */
   readonly firstSeenAt: number;
+  /**
+   * The daemon's retry limit as its /ready/check last reported it for this process
+   * (a 503 carries it; a 200 does not, so it is remembered).
+   */
+  readonly learnedMaxRetries?: number | undefined;
+  /** Per plugin with a series: when its gauge or failure count last changed (gate clock). */
+  readonly changedAt?: ReadonlyMap<PluginId, number>;
 }
 
 /** Ready-check reasons (daemon PR #600) that mean "still launching". */
@@ -27,7 +36,20 @@ const STARTUP_REASONS: ReadonlySet<string> = new Set(['manager_not_initialized',
 
 export function retryLimit(d: PodData, cfg: RuleConfig): number {
   // A daemon with /ready/check reports its own limit (PLUGIN_LOCAL_MAX_RETRY_COUNT); trust it over ours.
-  return d.ready?.detail?.maxRetries ?? cfg.daemonRetryLimit;
+  return d.ready?.detail?.maxRetries ?? d.learnedMaxRetries ?? cfg.daemonRetryLimit;
+}
+
+/**
+ * Between retries the gauge is 0 for at most the daemon's retry wait (60 s
+ * upstream, 120 s with PR #600); every attempt shows as launching (0.5). A
+ * plugin whose gauge and failure count have not moved for retry-stall is not
+ * being retried any more, whatever the count says (a daemon whose limit the
+ * gate does not know, a runtime stopped for good).
+ */
+export function retryStalled(id: PluginId, d: PodData, cfg: RuleConfig, now: number): boolean {
+  if (cfg.retryStallMs <= 0) return false;
+  const since = d.changedAt?.get(id);
+  return since !== undefined && now - since > cfg.retryStallMs;
 }
 
 /**
@@ -35,7 +57,7 @@ export function retryLimit(d: PodData, cfg: RuleConfig): number {
  * report yet may simply be queued behind the launch limit (the daemon publishes
  * no series for queued plugins), so "absent" must read as "starting".
  */
-export function podInStartup(d: PodData, cfg: RuleConfig, now: number, signal: boolean = startupSignal(d, cfg)): boolean {
+export function podInStartup(d: PodData, cfg: RuleConfig, now: number, signal: boolean = startupSignal(d, cfg, now)): boolean {
   const startedAt = d.metrics?.processStartMs ?? d.firstSeenAt;
   const age = now - startedAt;
   if (age < cfg.startupGraceMs) return true; // before the daemon's first scan has published anything
@@ -48,7 +70,7 @@ export function podInStartup(d: PodData, cfg: RuleConfig, now: number, signal: b
  * time), so the tracker can compute it once per report instead of once per
  * snapshot.
  */
-export function startupSignal(d: PodData, cfg: RuleConfig): boolean {
+export function startupSignal(d: PodData, cfg: RuleConfig, now: number): boolean {
   if (d.ready !== undefined && !d.ready.ready && STARTUP_REASONS.has(d.ready.reason)) return true;
   const m = d.metrics;
   if (m === undefined) return true; // no plugin data at all yet: nothing proves the launch queue is empty
@@ -57,14 +79,14 @@ export function startupSignal(d: PodData, cfg: RuleConfig): boolean {
     if (g > 0 && g < 1) return true; // launching: the queue is moving
     if (g === 0) {
       const f = m.failedLaunches.get(id) ?? 0;
-      if (f > 0 && f < limit) return true; // waiting for a retry
+      if (f > 0 && f < limit && !retryStalled(id, d, cfg, now)) return true; // waiting for a retry
     }
   }
   return false;
 }
 
 /** State of one plugin on one pod. */
-export function pluginOnPod(id: PluginId, d: PodData, inStartup: boolean, cfg: RuleConfig): PluginOnPod {
+export function pluginOnPod(id: PluginId, d: PodData, inStartup: boolean, cfg: RuleConfig, now: number): PluginOnPod {
   const m = d.metrics;
   const gauge = m?.runtimeStatus.get(id);
   const failedLaunches = m?.failedLaunches.get(id) ?? 0;
@@ -78,7 +100,10 @@ export function pluginOnPod(id: PluginId, d: PodData, inStartup: boolean, cfg: R
   if (gauge !== undefined && gauge > 0) return mk('starting', 'launching');
   if (gauge !== undefined) {
     if (failedLaunches >= limit) return mk('failed', `gave up after ${failedLaunches} failed launches`);
-    if (failedLaunches > 0) return mk('starting', `retrying after ${failedLaunches} failed launch${failedLaunches === 1 ? '' : 'es'}`);
+    if (failedLaunches > 0) {
+      if (retryStalled(id, d, cfg, now)) return mk('failed', `no launch attempt for ${Math.round(cfg.retryStallMs / 1000)}s after ${failedLaunches} failed launch${failedLaunches === 1 ? '' : 'es'}`);
+      return mk('starting', `retrying after ${failedLaunches} failed launch${failedLaunches === 1 ? '' : 'es'}`);
+    }
     // Gauge 0 without failed launches: stopped. During start-up that is a launch
     // about to be retried; afterwards it is a plugin the daemon stopped.
     return inStartup ? mk('starting', 'stopped during start-up') : mk('absent', 'stopped');

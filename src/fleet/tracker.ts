@@ -34,6 +34,10 @@ interface PodRecord {
   platform: string | undefined;
   /** Bumped by every report: cached results below are valid for one data version. */
   dataVersion: number;
+  /** The daemon's retry limit from its last /ready/check detail, for the current process. */
+  learnedMaxRetries: number | undefined;
+  /** Per plugin with a series: its last (gauge, failures) and when they last changed. */
+  series: Map<PluginId, { gauge: number | undefined; failed: number; since: number }>;
   signal: { dataVersion: number; readyFresh: boolean; value: boolean } | undefined;
   cached: { dataVersion: number; readyFresh: boolean; view: PodView } | undefined;
 }
@@ -116,7 +120,14 @@ export class FleetTracker {
     if (report.metrics !== undefined) {
       if (report.metrics.ok) {
         answered = true;
-        rec.metrics = report.metrics.data;
+        const m = report.metrics.data;
+        if (rec.metrics !== undefined && m.processStartMs !== rec.metrics.processStartMs) {
+          // A new daemon process: nothing learned about the old one holds.
+          rec.learnedMaxRetries = undefined;
+          rec.series.clear();
+        }
+        trackSeries(rec.series, m, report.at);
+        rec.metrics = m;
         rec.metricsAt = report.at;
       } else note(report.metrics.error);
     }
@@ -125,6 +136,7 @@ export class FleetTracker {
         answered = true;
         rec.ready = report.ready.data;
         rec.readyAt = report.at;
+        rec.learnedMaxRetries = report.ready.data.detail?.maxRetries ?? rec.learnedMaxRetries;
       } else note(report.ready.error);
     }
     if (report.health !== undefined) {
@@ -216,10 +228,17 @@ export class FleetTracker {
       const readyFresh = rec.readyAt !== undefined && now - rec.readyAt <= cfg.staleAfterMs;
       const state = podState(rec, cfg, now);
       let data: PodData | undefined;
-      const dataOf = (): PodData => (data ??= { metrics: rec.metrics, ready: readyFresh ? rec.ready : undefined, firstSeenAt: rec.firstSeenAt });
+      const dataOf = (): PodData =>
+        (data ??= {
+          metrics: rec.metrics,
+          ready: readyFresh ? rec.ready : undefined,
+          firstSeenAt: rec.firstSeenAt,
+          learnedMaxRetries: rec.learnedMaxRetries,
+          changedAt: changedAtOf(rec.series),
+        });
       // The data-only half of the start-up rule changes only with a report: computed once per report.
       if (rec.signal === undefined || rec.signal.dataVersion !== rec.dataVersion || rec.signal.readyFresh !== readyFresh) {
-        rec.signal = { dataVersion: rec.dataVersion, readyFresh, value: startupSignal(dataOf(), cfg) };
+        rec.signal = { dataVersion: rec.dataVersion, readyFresh, value: startupSignal(dataOf(), cfg, now) };
       }
       const inStartup = state === 'live' && podInStartup(dataOf(), cfg, now, rec.signal.value);
       // A pod's view is rebuilt only when its data or a time-dependent state changed:
@@ -230,7 +249,7 @@ export class FleetTracker {
         view = c.view;
       } else {
         let plugins = new Map<PluginId, PluginOnPod>();
-        if (state !== 'removed') for (const id of pluginsOf(dataOf())) plugins.set(id, pluginOnPod(id, dataOf(), inStartup, cfg));
+        if (state !== 'removed') for (const id of pluginsOf(dataOf())) plugins.set(id, pluginOnPod(id, dataOf(), inStartup, cfg, now));
         // Same plugin states as before (the usual report of a settled pod): keep the old map,
         // so the plugin index below can be kept too.
         if (c !== undefined && samePlugins(c.view.plugins, plugins)) plugins = c.view.plugins as Map<PluginId, PluginOnPod>;
@@ -282,6 +301,28 @@ export class FleetTracker {
   }
 }
 
+/** Records when each plugin's (gauge, failures) last changed; plugins without a series are dropped. */
+function trackSeries(series: Map<PluginId, { gauge: number | undefined; failed: number; since: number }>, m: MetricsData, at: number): void {
+  const seen = new Set<PluginId>();
+  const note = (id: PluginId): void => {
+    if (seen.has(id)) return;
+    seen.add(id);
+    const gauge = m.runtimeStatus.get(id);
+    const failed = m.failedLaunches.get(id) ?? 0;
+    const prev = series.get(id);
+    if (prev === undefined || prev.gauge !== gauge || prev.failed !== failed) series.set(id, { gauge, failed, since: at });
+  };
+  for (const id of m.runtimeStatus.keys()) note(id);
+  for (const id of m.failedLaunches.keys()) note(id);
+  for (const id of series.keys()) if (!seen.has(id)) series.delete(id);
+}
+
+function changedAtOf(series: ReadonlyMap<PluginId, { since: number }>): ReadonlyMap<PluginId, number> {
+  const out = new Map<PluginId, number>();
+  for (const [id, s] of series) out.set(id, s.since);
+  return out;
+}
+
 function samePlugins(a: ReadonlyMap<PluginId, PluginOnPod>, b: ReadonlyMap<PluginId, PluginOnPod>): boolean {
   if (a.size !== b.size) return false;
   for (const [id, x] of b) {
@@ -314,6 +355,8 @@ function newRecord(address: string, now: number): PodRecord {
     version: undefined,
     platform: undefined,
     dataVersion: 0,
+    learnedMaxRetries: undefined,
+    series: new Map(),
     signal: undefined,
     cached: undefined,
   };

@@ -11,6 +11,7 @@ export const T0 = Date.UTC(2026, 0, 1, 12, 0, 0);
 
 export const trackerDefaults: TrackerConfig = {
   daemonRetryLimit: 15,
+  retryStallMs: 300_000,
   startupGraceMs: 60_000,
   startupMaxMs: 900_000,
   unreachableAfter: 3,
