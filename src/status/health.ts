@@ -4,7 +4,7 @@
  */
 import { GateError } from '../core/errors.js';
 import type { HealthData, SourceResult } from './types.js';
-import { baseUrl, count, parseJsonObject, shortString, timed, type ReadOptions } from './source.js';
+import { count, parseJsonObject, readSource, shortString, type ReadOptions } from './source.js';
 
 export const HEALTH_PATH = '/health/check';
 
@@ -24,13 +24,5 @@ export function parseHealth(body: string): HealthData | GateError {
 }
 
 export function readHealth(address: string, opts: ReadOptions): Promise<SourceResult<HealthData>> {
-  return timed(async () => {
-    const res = await opts.http.getText(baseUrl(address) + HEALTH_PATH, {
-      timeoutMs: opts.timeoutMs,
-      maxBytes: opts.maxBytes,
-      signal: opts.signal,
-      accept: 'application/json',
-    });
-    return parseHealth(res.body);
-  });
+  return readSource(address, HEALTH_PATH, opts, { accept: 'application/json' }, (res) => parseHealth(res.body));
 }

@@ -1,7 +1,7 @@
 /** Source `metrics`: `GET /metrics/` of one pod, reduced to the families the gate reads. */
 import type { MetricsData, SourceResult } from './types.js';
 import { parseExposition } from './prometheus.js';
-import { baseUrl, timed, type ReadOptions } from './source.js';
+import { readSource, type ReadOptions } from './source.js';
 
 /** The daemon serves `/metrics/`; `/metrics` answers a 301 there (followed if asked). */
 export const METRICS_PATH = '/metrics/';
@@ -9,13 +9,7 @@ export const METRICS_PATH = '/metrics/';
 const ACCEPT = 'text/plain;version=0.0.4;q=1,*/*;q=0.1';
 
 export function readMetrics(address: string, opts: ReadOptions): Promise<SourceResult<MetricsData>> {
-  return timed(async () => {
-    const res = await opts.http.getText(baseUrl(address) + METRICS_PATH, {
-      timeoutMs: opts.timeoutMs,
-      maxBytes: opts.maxBytes,
-      signal: opts.signal,
-      accept: ACCEPT,
-    });
+  return readSource(address, METRICS_PATH, opts, { accept: ACCEPT }, (res) => {
     const parsed = parseExposition(res.body, opts.maxPlugins);
     return parsed.ok ? parsed.data : parsed.error;
   });

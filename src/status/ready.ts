@@ -6,7 +6,7 @@
 import { GateError } from '../core/errors.js';
 import { isPluginId, pluginIdFromUniqueId, type PluginId } from '../core/plugin-id.js';
 import type { ReadyData, ReadyDetail, SourceResult } from './types.js';
-import { baseUrl, count, parseJsonObject, timed, type ReadOptions } from './source.js';
+import { count, parseJsonObject, readSource, type ReadOptions } from './source.js';
 
 export const READY_PATH = '/ready/check';
 
@@ -70,14 +70,8 @@ function pluginList(d: Record<string, unknown>, keys: readonly string[], maxPlug
 }
 
 export function readReady(address: string, opts: ReadOptions): Promise<SourceResult<ReadyData>> {
-  return timed(async () => {
-    const res = await opts.http.getText(baseUrl(address) + READY_PATH, {
-      timeoutMs: opts.timeoutMs,
-      maxBytes: opts.maxBytes,
-      signal: opts.signal,
-      accept: 'application/json',
-      acceptStatus: [200, 503],
-    });
-    return parseReady(res.status, res.body, opts.maxPlugins);
-  });
+  // A 503 is an answer here: the pod saying it is not ready, with its detail.
+  return readSource(address, READY_PATH, opts, { accept: 'application/json', acceptStatus: [200, 503] }, (res) =>
+    parseReady(res.status, res.body, opts.maxPlugins),
+  );
 }

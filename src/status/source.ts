@@ -5,7 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import { GateError } from '../core/errors.js';
 import type { SourceResult } from './types.js';
-import type { StatusHttp } from './http.js';
+import type { GetTextOptions, StatusHttp, TextResponse } from './http.js';
 
 export interface ReadOptions {
   readonly http: StatusHttp;
@@ -36,6 +36,28 @@ export async function timed<T>(read: () => Promise<T | GateError>): Promise<Sour
   const latencyMs = performance.now() - t0;
   if (outcome instanceof GateError) return { ok: false, error: outcome, latencyMs };
   return { ok: true, data: outcome, latencyMs };
+}
+
+/**
+ * One source read: GET `path` on the pod within the options' deadline and size
+ * cap, then `parse` the answer; timed, and never rejecting.
+ */
+export function readSource<T>(
+  address: string,
+  path: string,
+  opts: ReadOptions,
+  request: Pick<GetTextOptions, 'accept' | 'acceptStatus'>,
+  parse: (res: TextResponse) => T | GateError,
+): Promise<SourceResult<T>> {
+  return timed(async () => {
+    const res = await opts.http.getText(baseUrl(address) + path, {
+      ...request,
+      timeoutMs: opts.timeoutMs,
+      maxBytes: opts.maxBytes,
+      signal: opts.signal,
+    });
+    return parse(res);
+  });
 }
 
 /** A short printable string from a JSON field, or undefined: daemon text ends up in /status and logs. */
