@@ -68,7 +68,7 @@ describe('state table: a plugin on a pod', () => {
     assert.match(p.why, /retrying after 14 failed launches/);
   });
   it('R5 a plugin between retries whose gauge and count have not moved for retry-stall has given up', () => {
-    const d = (since: number): PodData => ({ ...data(metrics({ 'a/x': { g: 0, f: 4 } }, OLD)), changedAt: new Map([['a/x', since]]) });
+    const d = (since: number): PodData => ({ ...data(metrics({ 'a/x': { g: 0, f: 4 } }, OLD)), changedAt: new Map([['a/x', { since }]]) });
     assert.equal(pluginOnPod('a/x', d(now - 60_000), false, cfg, now).state, 'starting');
     const stalled = pluginOnPod('a/x', d(now - 300_001), false, cfg, now);
     assert.equal(stalled.state, 'failed');

@@ -28,7 +28,7 @@ export interface PodData {
    */
   readonly learnedMaxRetries?: number | undefined;
   /** Per plugin with a series: when its gauge or failure count last changed (gate clock). */
-  readonly changedAt?: ReadonlyMap<PluginId, number>;
+  readonly changedAt?: ReadonlyMap<PluginId, { readonly since: number }>;
 }
 
 /** Ready-check reasons (daemon PR #600) that mean "still launching". */
@@ -48,7 +48,7 @@ export function retryLimit(d: PodData, cfg: RuleConfig): number {
  */
 export function retryStalled(id: PluginId, d: PodData, cfg: RuleConfig, now: number): boolean {
   if (cfg.retryStallMs <= 0) return false;
-  const since = d.changedAt?.get(id);
+  const since = d.changedAt?.get(id)?.since;
   return since !== undefined && now - since > cfg.retryStallMs;
 }
 

@@ -32,14 +32,12 @@ interface PodRecord {
   readyAt: number | undefined;
   version: string | undefined;
   platform: string | undefined;
-  /** Bumped by every report: cached results below are valid for one data version. */
-  dataVersion: number;
   /** The daemon's retry limit from its last /ready/check detail, for the current process. */
   learnedMaxRetries: number | undefined;
   /** Per plugin with a series: its last (gauge, failures) and when they last changed. */
   series: Map<PluginId, { gauge: number | undefined; failed: number; since: number }>;
-  signal: { dataVersion: number; readyFresh: boolean; value: boolean } | undefined;
-  cached: { dataVersion: number; readyFresh: boolean; view: PodView } | undefined;
+  signal: { polls: number; readyFresh: boolean; value: boolean } | undefined;
+  cached: { polls: number; readyFresh: boolean; view: PodView } | undefined;
 }
 
 /** A transition worth a log line: pod state or plugin state on a pod changed. */
@@ -100,17 +98,10 @@ export class FleetTracker {
     this.swap();
   }
 
-  /** Discovery failed and kept its last set: only the error changes. */
-  setDiscoveryError(error: GateError | undefined): void {
-    this.discoveryError = error;
-    this.swap();
-  }
-
   ingest(report: PodReport): void {
     const rec = this.pods.get(report.pod);
     if (rec === undefined || rec.removedAt !== undefined) return; // a late answer from a pod already gone
     rec.polls += 1;
-    rec.dataVersion += 1;
     rec.lastReportAt = report.at;
     let answered = false;
     let firstError: GateError | undefined;
@@ -169,7 +160,7 @@ export class FleetTracker {
   /** Capped at max-plugins: plugins past the cap are counted, not indexed. */
   private buildIndex(pods: ReadonlyMap<string, PodView>): Map<PluginId, PluginView> {
     let unindexed = 0;
-    const byPlugin = new Map<PluginId, { ready: string[]; starting: string[]; failed: string[]; maxF: number }>();
+    const byPlugin = new Map<PluginId, { ready: string[]; starting: string[]; failed: string[] }>();
     for (const pod of pods.values()) {
       const isLive = pod.state === 'live';
       for (const [id, p] of pod.plugins) {
@@ -179,22 +170,20 @@ export class FleetTracker {
             unindexed++;
             continue;
           }
-          b = { ready: [], starting: [], failed: [], maxF: 0 };
+          b = { ready: [], starting: [], failed: [] };
           byPlugin.set(id, b);
         }
         // Plugins on pods that are not live are listed (in /status) but never counted as anywhere.
         if (!isLive) continue;
         if (p.state === 'ready') b.ready.push(pod.address);
-        else if (p.state === 'starting') {
-          b.starting.push(pod.address);
-          if (p.failedLaunches > b.maxF) b.maxF = p.failedLaunches;
-        } else if (p.state === 'failed') b.failed.push(pod.address);
+        else if (p.state === 'starting') b.starting.push(pod.address);
+        else if (p.state === 'failed') b.failed.push(pod.address);
       }
     }
     this.droppedPlugins = unindexed;
     const out = new Map<PluginId, PluginView>();
     for (const [id, b] of byPlugin) {
-      out.set(id, { id, readyPods: b.ready, startingPods: b.starting, failedPods: b.failed, maxFailedLaunchesRetrying: b.maxF });
+      out.set(id, { id, readyPods: b.ready, startingPods: b.starting, failedPods: b.failed });
     }
     return out;
   }
@@ -234,18 +223,18 @@ export class FleetTracker {
           ready: readyFresh ? rec.ready : undefined,
           firstSeenAt: rec.firstSeenAt,
           learnedMaxRetries: rec.learnedMaxRetries,
-          changedAt: changedAtOf(rec.series),
+          changedAt: rec.series,
         });
       // The data-only half of the start-up rule changes only with a report: computed once per report.
-      if (rec.signal === undefined || rec.signal.dataVersion !== rec.dataVersion || rec.signal.readyFresh !== readyFresh) {
-        rec.signal = { dataVersion: rec.dataVersion, readyFresh, value: startupSignal(dataOf(), cfg, now) };
+      if (rec.signal === undefined || rec.signal.polls !== rec.polls || rec.signal.readyFresh !== readyFresh) {
+        rec.signal = { polls: rec.polls, readyFresh, value: startupSignal(dataOf(), cfg, now) };
       }
       const inStartup = state === 'live' && podInStartup(dataOf(), cfg, now, rec.signal.value);
       // A pod's view is rebuilt only when its data or a time-dependent state changed:
       // with many pods and plugins, a report then costs one pod's work, not the fleet's.
       const c = rec.cached;
       let view: PodView;
-      if (c !== undefined && c.dataVersion === rec.dataVersion && c.readyFresh === readyFresh && c.view.state === state && c.view.inStartup === inStartup) {
+      if (c !== undefined && c.polls === rec.polls && c.readyFresh === readyFresh && c.view.state === state && c.view.inStartup === inStartup) {
         view = c.view;
       } else {
         let plugins = new Map<PluginId, PluginOnPod>();
@@ -267,7 +256,7 @@ export class FleetTracker {
           lastError: rec.lastError,
           plugins: plugins.size === 0 ? EMPTY_PLUGINS : plugins,
         };
-        rec.cached = { dataVersion: rec.dataVersion, readyFresh, view };
+        rec.cached = { polls: rec.polls, readyFresh, view };
         if (prev !== undefined) diffPod(prev.pods.get(address), view, changes);
       }
       pods.set(address, view);
@@ -317,12 +306,6 @@ function trackSeries(series: Map<PluginId, { gauge: number | undefined; failed: 
   for (const id of series.keys()) if (!seen.has(id)) series.delete(id);
 }
 
-function changedAtOf(series: ReadonlyMap<PluginId, { since: number }>): ReadonlyMap<PluginId, number> {
-  const out = new Map<PluginId, number>();
-  for (const [id, s] of series) out.set(id, s.since);
-  return out;
-}
-
 function samePlugins(a: ReadonlyMap<PluginId, PluginOnPod>, b: ReadonlyMap<PluginId, PluginOnPod>): boolean {
   if (a.size !== b.size) return false;
   for (const [id, x] of b) {
@@ -354,7 +337,6 @@ function newRecord(address: string, now: number): PodRecord {
     readyAt: undefined,
     version: undefined,
     platform: undefined,
-    dataVersion: 0,
     learnedMaxRetries: undefined,
     series: new Map(),
     signal: undefined,

@@ -51,8 +51,6 @@ export interface PluginView {
   readonly readyPods: readonly string[];
   readonly startingPods: readonly string[];
   readonly failedPods: readonly string[];
-  /** Largest failed-launch count on a pod still retrying; feeds Retry-After. */
-  readonly maxFailedLaunchesRetrying: number;
 }
 
 export interface FleetSnapshot {
