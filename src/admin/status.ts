@@ -1,4 +1,5 @@
 /** `/status`: the whole fleet view as JSON, built from one snapshot at request time. */
+import { maybeQueued } from '../decide/decide.js';
 import type { FleetSnapshot, PodView } from '../fleet/types.js';
 
 export function statusDocument(snap: FleetSnapshot, now: number, draining: boolean): unknown {
@@ -10,7 +11,7 @@ export function statusDocument(snap: FleetSnapshot, now: number, draining: boole
       ready_pods: pv.readyPods,
       starting_pods: pv.startingPods,
       failed_pods: pv.failedPods,
-      fleet_in_startup: snap.startupPods.some((p) => (p.plugins.get(pv.id)?.state ?? 'absent') === 'absent') || pv.startingPods.length > 0,
+      fleet_in_startup: pv.startingPods.length > 0 || maybeQueued(snap, pv.id, now),
     }));
   return {
     ready: snap.complete,

@@ -40,9 +40,9 @@ export function decideTarget(target: Target, snap: FleetSnapshot, cfg: DecideCon
     case 'invalid':
       return invalid(target.detail);
     case 'any': {
-      if (!snap.complete) return deny(snap, cfg, 'gate_not_ready', undefined, undefined, cfg.retryAfterMs);
+      if (!snap.complete) return deny(snap, 'gate_not_ready', undefined, undefined, cfg.retryAfterMs);
       const pod = pickFresh(snap.livePods, now, seq);
-      if (pod === undefined) return deny(snap, cfg, 'no_live_pod', undefined, undefined, cfg.retryAfterMs);
+      if (pod === undefined) return deny(snap, 'no_live_pod', undefined, undefined, cfg.retryAfterMs);
       return allow('not_plugin_scoped', pod, undefined, undefined);
     }
     case 'plugin':
@@ -51,34 +51,39 @@ export function decideTarget(target: Target, snap: FleetSnapshot, cfg: DecideCon
 }
 
 function decidePlugin(id: PluginId, tenant: string | undefined, snap: FleetSnapshot, cfg: DecideConfig, now: number, seq: number): Decision {
-  if (!snap.complete) return deny(snap, cfg, 'gate_not_ready', id, tenant, cfg.retryAfterMs);
+  if (!snap.complete) return deny(snap, 'gate_not_ready', id, tenant, cfg.retryAfterMs);
   const pv = snap.plugins.get(id);
   if (pv !== undefined) {
     const pod = pickFreshAddress(snap, pv.readyPods, now, seq);
     if (pod !== undefined) return allow('plugin_ready', pod, id, tenant);
   }
   const anyLive = pickFresh(snap.livePods, now, seq);
-  if (anyLive === undefined) return deny(snap, cfg, 'no_live_pod', id, tenant, cfg.retryAfterMs);
+  if (anyLive === undefined) return deny(snap, 'no_live_pod', id, tenant, cfg.retryAfterMs);
   // Remote-debugging plugins run wherever the developer's tunnel landed, and
   // the daemons redirect them among themselves: any live pod will do.
   if (isRemoteDebugPlugin(id)) return allow('not_plugin_scoped', anyLive, id, tenant);
 
-  if (pv !== undefined && countFresh(snap, pv.startingPods, now) > 0) {
-    return deny(snap, cfg, 'plugin_starting', id, tenant, startingRetryAfter(snap, pv, cfg, now));
+  if (pv !== undefined && anyUsable(snap, pv.startingPods, now)) {
+    return deny(snap, 'plugin_starting', id, tenant, startingRetryAfter(snap, pv, cfg, now));
   }
-  // A pod still in start-up publishes nothing for plugins queued behind its
-  // launch limit: a plugin it does not report may be one of them. This is what
-  // keeps a cold fleet restart from leaking traffic to merely queued plugins.
-  for (const pod of snap.startupPods) {
-    if (pod.freshUntil < now) continue;
-    const state = pod.plugins.get(id)?.state ?? 'absent';
-    if (state === 'absent') return deny(snap, cfg, 'plugin_starting', id, tenant, cfg.retryAfterMs);
-  }
-  if (pv !== undefined && countFresh(snap, pv.failedPods, now) > 0) {
-    return deny(snap, cfg, 'plugin_failed', id, tenant, cfg.failedRetryAfterMs);
+  if (maybeQueued(snap, id, now)) return deny(snap, 'plugin_starting', id, tenant, cfg.retryAfterMs);
+  if (pv !== undefined && anyUsable(snap, pv.failedPods, now)) {
+    return deny(snap, 'plugin_failed', id, tenant, cfg.failedRetryAfterMs);
   }
   if (cfg.unknownPlugin === 'allow') return allow('unknown_plugin_allowed', anyLive, id, tenant);
-  return deny(snap, cfg, 'unknown_plugin_denied', id, tenant, cfg.retryAfterMs);
+  return deny(snap, 'unknown_plugin_denied', id, tenant, cfg.retryAfterMs);
+}
+
+/**
+ * A pod still in start-up publishes nothing for plugins queued behind its
+ * launch limit: a plugin it does not report may be one of them. This is what
+ * keeps a cold fleet restart from leaking traffic to merely queued plugins.
+ */
+export function maybeQueued(snap: FleetSnapshot, id: PluginId, now: number): boolean {
+  for (const pod of snap.startupPods) {
+    if (pod.freshUntil >= now && (pod.plugins.get(id)?.state ?? 'absent') === 'absent') return true;
+  }
+  return false;
 }
 
 /** Retry-After while starting: the daemon's own retry wait when every starting pod is between retries. */
@@ -125,10 +130,9 @@ function pickFreshAddress(snap: FleetSnapshot, addresses: readonly string[], now
   return undefined;
 }
 
-function countFresh(snap: FleetSnapshot, addresses: readonly string[], now: number): number {
-  let c = 0;
-  for (const a of addresses) if (usable(snap, a, now) !== undefined) c++;
-  return c;
+function anyUsable(snap: FleetSnapshot, addresses: readonly string[], now: number): boolean {
+  for (const a of addresses) if (usable(snap, a, now) !== undefined) return true;
+  return false;
 }
 
 function allow(reason: Allow['reason'], pod: PodView | undefined, pluginId: PluginId | undefined, tenant: string | undefined): Allow {
@@ -164,7 +168,7 @@ function invalid(detail: string): Deny {
  */
 const denyCache = new LRUCache<string, { message: string; body: string }>({ max: 4096 });
 
-function deny(snap: FleetSnapshot, _cfg: DecideConfig, reason: DenyReason, id: PluginId | undefined, tenant: string | undefined, retryAfterMs: number): Deny {
+function deny(snap: FleetSnapshot, reason: DenyReason, id: PluginId | undefined, tenant: string | undefined, retryAfterMs: number): Deny {
   const retryAfterS = Math.max(1, Math.ceil(retryAfterMs / 1000));
   const key = `${snap.version}|${reason}|${id ?? ''}|${retryAfterS}`;
   let text = denyCache.get(key);
