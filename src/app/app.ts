@@ -62,7 +62,6 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
     clock,
   );
   const service = new GateService(() => tracker.snapshot(), config, clock, metrics, config.decisionLog === 'none' ? undefined : logger);
-  let draining = false;
 
   tracker.onSnapshot((_snap, changes) => logChanges(logger, changes));
 
@@ -117,7 +116,7 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
     started.admin = await startAdmin(config.adminListen, {
       snapshot: () => tracker.snapshot(),
       serving: () => service.serving(),
-      draining: () => draining,
+      draining: () => service.isDraining(),
       metrics,
       clock,
     });
@@ -171,7 +170,6 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
       return readyPromise;
     },
     async shutdown() {
-      draining = true;
       service.drain();
       started.grpc?.setServing(false);
       logger.info({ drain_ms: config.drainMs }, 'draining: health NOT_SERVING, still answering checks');
@@ -181,7 +179,6 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
       logger.flush();
     },
     async close() {
-      draining = true;
       service.drain();
       await stopAll(0);
     },

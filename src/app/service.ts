@@ -69,6 +69,10 @@ export class GateService {
     this.draining = true;
   }
 
+  isDraining(): boolean {
+    return this.draining;
+  }
+
   /**
    * Decision log lines dropped by the rate limit since the last call, and reset.
    * The app logs and counts them once a second.
