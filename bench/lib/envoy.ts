@@ -3,30 +3,12 @@
  * protos (shipped with @grpc/grpc-js-xds), so the bytes on the wire carry
  * every attribute Envoy fills, including those the gate's own proto skips.
  */
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { LOADER_OPTIONS } from '../../src/front/grpc/protos.js';
+import { officialCheckMethod as checkMethod, officialPackage } from '../../test/support/official-protos.js';
 
-const require = createRequire(import.meta.url);
-const DEPS = join(dirname(require.resolve('@grpc/grpc-js-xds/package.json')), 'deps');
+export { checkMethod, officialPackage };
 export const CHECK_PATH = '/envoy.service.auth.v3.Authorization/Check';
-
-let pkg: protoLoader.PackageDefinition | undefined;
-
-export function officialPackage(): protoLoader.PackageDefinition {
-  pkg ??= protoLoader.loadSync('envoy/service/auth/v3/external_auth.proto', {
-    ...LOADER_OPTIONS,
-    includeDirs: ['envoy-api', 'googleapis', 'xds', 'protoc-gen-validate'].map((d) => join(DEPS, d)),
-  });
-  return pkg;
-}
-
-export function checkMethod(): protoLoader.MethodDefinition<object, object> {
-  const svc = officialPackage()['envoy.service.auth.v3.Authorization'] as protoLoader.ServiceDefinition;
-  return svc['Check'] as protoLoader.MethodDefinition<object, object>;
-}
 
 export interface DispatchOptions {
   readonly pluginId: string;

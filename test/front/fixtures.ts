@@ -2,8 +2,6 @@
  * Shared pieces of the front tests: decisions built by hand, a stub
  * CheckService that records what it was asked, and the official Envoy protos.
  */
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { Allow, Decision, Deny, GateRequest } from '../../src/decide/types.js';
@@ -74,25 +72,9 @@ export function view(req: GateRequest, names: readonly string[]): Record<string,
   };
 }
 
-const require = createRequire(import.meta.url);
-/** deps/ of @grpc/grpc-js-xds: Envoy's own API protos and their imports. */
-export const OFFICIAL_DEPS = join(dirname(require.resolve('@grpc/grpc-js-xds/package.json')), 'deps');
+import { officialPackage } from '../support/official-protos.js';
 
-let official: protoLoader.PackageDefinition | undefined;
-
-/** Envoy's official definitions, loaded with the same options as ours. */
-export function officialPackage(): protoLoader.PackageDefinition {
-  official ??= protoLoader.loadSync('envoy/service/auth/v3/external_auth.proto', {
-    ...LOADER_OPTIONS,
-    includeDirs: ['envoy-api', 'googleapis', 'xds', 'protoc-gen-validate'].map((d) => join(OFFICIAL_DEPS, d)),
-  });
-  return official;
-}
-
-export function officialCheckMethod(): protoLoader.MethodDefinition<object, object> {
-  const svc = officialPackage()['envoy.service.auth.v3.Authorization'] as protoLoader.ServiceDefinition;
-  return svc['Check'] as protoLoader.MethodDefinition<object, object>;
-}
+export { OFFICIAL_DEPS, officialCheckMethod, officialPackage } from '../support/official-protos.js';
 
 /** A grpc-js client for Authorization built from the official protos. */
 export function officialClient(port: number): grpc.Client & {

@@ -7,20 +7,13 @@
  * gate chose, as an ORIGINAL_DST cluster would.
  */
 import http from 'node:http';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { service as healthService } from 'grpc-health-check';
+import { EXTERNAL_AUTH_PROTO, OFFICIAL_DEPS, OFFICIAL_INCLUDE_DIRS } from './official-protos.js';
 
-const require = createRequire(import.meta.url);
+export { OFFICIAL_DEPS };
 
-/** deps/ of @grpc/grpc-js-xds: Envoy's API protos and everything they import. */
-export const OFFICIAL_DEPS = join(dirname(require.resolve('@grpc/grpc-js-xds/package.json')), 'deps');
-export const OFFICIAL_INCLUDE_DIRS: readonly string[] = ['envoy-api', 'googleapis', 'xds', 'protoc-gen-validate'].map((d) =>
-  join(OFFICIAL_DEPS, d),
-);
-export const EXTERNAL_AUTH_PROTO = 'envoy/service/auth/v3/external_auth.proto';
 export const CHECK_PATH = '/envoy.service.auth.v3.Authorization/Check';
 export const AUTHORIZATION_SERVICE = 'envoy.service.auth.v3.Authorization';
 
