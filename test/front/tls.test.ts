@@ -175,6 +175,18 @@ function nextReload(source: TlsSource): Promise<string> {
 
 // ------------------------------------------------------------------ tests
 
+/** Both faces on one TLS source, as the app runs them. */
+async function startFaces(stub: StubService, source: TlsSource): Promise<{ grpcServer: GrpcServer; httpFace: HttpFace }> {
+  const grpcServer = await startGrpcServer({ listen: LISTEN, service: stub, config: GRPC_CONFIG, tls: source });
+  const httpFace = await startHttpFace({ listen: LISTEN, service: stub, config: HTTP_CONFIG, tls: source });
+  return { grpcServer, httpFace };
+}
+
+async function closeFaces(grpcServer: GrpcServer, httpFace: HttpFace, source: TlsSource): Promise<void> {
+  await Promise.all([grpcServer.close(0), httpFace.close(0)]);
+  source.close();
+}
+
 describe('TLS on the wire faces', () => {
   let pki: TestPki;
   let ca: CertFiles;
@@ -213,13 +225,9 @@ describe('TLS on the wire faces', () => {
     before(async () => {
       stub.answer = allow();
       source = TlsSource.open(servedFiles('server-tls'), { reloadMs: 86_400_000 });
-      grpcServer = await startGrpcServer({ listen: LISTEN, service: stub, config: GRPC_CONFIG, tls: source });
-      httpFace = await startHttpFace({ listen: LISTEN, service: stub, config: HTTP_CONFIG, tls: source });
+      ({ grpcServer, httpFace } = await startFaces(stub, source));
     });
-    after(async () => {
-      await Promise.all([grpcServer.close(0), httpFace.close(0)]);
-      source.close();
-    });
+    after(() => closeFaces(grpcServer, httpFace, source));
 
     it('gRPC Check succeeds for a client that trusts the CA; the served certificate is the configured one', async () => {
       assert.deepEqual(await grpcCheck(grpcServer.port, grpcTls(ca)), { code: 0, details: 'ok' });
@@ -266,13 +274,9 @@ describe('TLS on the wire faces', () => {
     before(async () => {
       stub.answer = allow();
       source = TlsSource.open(servedFiles('mtls', ca), { reloadMs: 86_400_000 });
-      grpcServer = await startGrpcServer({ listen: LISTEN, service: stub, config: GRPC_CONFIG, tls: source });
-      httpFace = await startHttpFace({ listen: LISTEN, service: stub, config: HTTP_CONFIG, tls: source });
+      ({ grpcServer, httpFace } = await startFaces(stub, source));
     });
-    after(async () => {
-      await Promise.all([grpcServer.close(0), httpFace.close(0)]);
-      source.close();
-    });
+    after(() => closeFaces(grpcServer, httpFace, source));
 
     it('gRPC: no client certificate, or one from another CA, is refused; a good one is served', async () => {
       const before = stub.calls.length;
@@ -312,13 +316,9 @@ describe('TLS on the wire faces', () => {
       stub.answer = allow();
       files = servedFiles('rotate', ca);
       source = TlsSource.open(files, { reloadMs: RELOAD_MS, logger: log });
-      grpcServer = await startGrpcServer({ listen: LISTEN, service: stub, config: GRPC_CONFIG, tls: source });
-      httpFace = await startHttpFace({ listen: LISTEN, service: stub, config: HTTP_CONFIG, tls: source });
+      ({ grpcServer, httpFace } = await startFaces(stub, source));
     });
-    after(async () => {
-      await Promise.all([grpcServer.close(0), httpFace.close(0)]);
-      source.close();
-    });
+    after(() => closeFaces(grpcServer, httpFace, source));
 
     it('new connections on both faces get the new certificate after the reload interval', async () => {
       const oldHttp = await servedCertificate(httpFace.port, ca, undefined, good());
