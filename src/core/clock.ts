@@ -43,3 +43,35 @@ export const nodeTimers: Timers = {
     clearTimeout(handle as ReturnType<typeof setTimeout>);
   },
 };
+
+/**
+ * The wait between two rounds of a background loop: it ends after `ms`, or at
+ * once when `wake()` is called (a stop, a poll asked for now). `cancel()`
+ * clears a timer left behind when the loop ends.
+ */
+export class Sleeper {
+  private timer: unknown;
+  private done: (() => void) | undefined;
+
+  constructor(private readonly timers: Timers) {}
+
+  sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.done = (): void => {
+        this.cancel();
+        resolve();
+      };
+      this.timer = this.timers.setTimeout(this.done, ms);
+    });
+  }
+
+  wake(): void {
+    this.done?.();
+  }
+
+  cancel(): void {
+    if (this.timer !== undefined) this.timers.clearTimeout(this.timer);
+    this.timer = undefined;
+    this.done = undefined;
+  }
+}

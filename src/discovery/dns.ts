@@ -18,6 +18,7 @@
 import { Resolver } from 'node:dns/promises';
 import { formatHostPort, type Config, type HostPort } from '../config/config.js';
 import { GateError } from '../core/errors.js';
+import { Sleeper } from '../core/clock.js';
 import { canonicalAddresses, nodeTimers, sameAddresses, type Discovery, type DiscoveryListener, type Timers } from './types.js';
 
 /** The part of node's dns Resolver used here; tests may inject a fake. */
@@ -50,8 +51,7 @@ export class DnsDiscovery implements Discovery {
   private listener: DiscoveryListener | undefined;
   private stopped = false;
   private loop: Promise<void> | undefined;
-  private timer: unknown;
-  private wake: (() => void) | undefined;
+  private readonly sleeper: Sleeper;
   private inflight: ResolverLike | undefined;
   /** Last set reported; undefined before the first report. */
   private last: readonly string[] | undefined;
@@ -60,6 +60,7 @@ export class DnsDiscovery implements Discovery {
   constructor(opts: DnsDiscoveryOptions) {
     this.opts = opts;
     this.timers = opts.timers ?? nodeTimers;
+    this.sleeper = new Sleeper(this.timers);
   }
 
   /** Looks up at once, then every interval (counted from the end of the previous lookup). */
@@ -72,7 +73,7 @@ export class DnsDiscovery implements Discovery {
   async stop(): Promise<void> {
     this.stopped = true;
     this.inflight?.cancel();
-    this.wake?.();
+    this.sleeper.wake();
     await this.loop;
   }
 
@@ -83,15 +84,13 @@ export class DnsDiscovery implements Discovery {
         if (this.stopped) break;
         this.apply(outcome);
         if (this.stopped) break;
-        await this.sleep(this.opts.intervalMs);
+        await this.sleeper.sleep(this.opts.intervalMs);
       }
     } catch (err) {
       // lookup() and apply() catch everything; this only guards against a bug becoming an unhandled rejection.
       this.report(GateError.from(err, 'internal'));
     } finally {
-      if (this.timer !== undefined) this.timers.clearTimeout(this.timer);
-      this.timer = undefined;
-      this.wake = undefined;
+      this.sleeper.cancel();
     }
   }
 
@@ -152,19 +151,6 @@ export class DnsDiscovery implements Discovery {
     } catch (err) {
       this.report(GateError.from(err, 'internal'));
     }
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = (): void => {
-        if (this.timer !== undefined) this.timers.clearTimeout(this.timer);
-        this.timer = undefined;
-        this.wake = undefined;
-        resolve();
-      };
-      this.wake = done;
-      this.timer = this.timers.setTimeout(done, ms);
-    });
   }
 
   private report(error: GateError): void {

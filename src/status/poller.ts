@@ -4,7 +4,7 @@
  * has two reads in flight, and since loops are independent a hanging pod never
  * delays the others. Background work never throws: failures go to `onError`.
  */
-import { nodeTimers, type Timers } from '../core/clock.js';
+import { nodeTimers, Sleeper, type Timers } from '../core/clock.js';
 import { GateError } from '../core/errors.js';
 import type { PodReport } from './types.js';
 import type { PodReader } from './reader.js';
@@ -42,8 +42,7 @@ interface PodLoop {
   /** A pollNow came during a read: skip the wait after it. */
   skipWait: boolean;
   reading: boolean;
-  timer: unknown;
-  wake: (() => void) | undefined;
+  readonly sleeper: Sleeper;
   waiters: Waiter[];
 }
 
@@ -110,7 +109,7 @@ export class Poller {
       const n = loop.completed + (loop.reading ? 2 : 1);
       pending.push(new Promise((resolve) => loop.waiters.push({ n, resolve })));
       if (loop.reading) loop.skipWait = true;
-      else loop.wake?.();
+      else loop.sleeper.wake();
     }
     return Promise.all(pending).then(() => undefined);
   }
@@ -131,8 +130,7 @@ export class Poller {
       completed: 0,
       skipWait: false,
       reading: false,
-      timer: undefined,
-      wake: undefined,
+      sleeper: new Sleeper(this.timers),
       waiters: [],
     };
     this.loops.set(address, loop);
@@ -148,7 +146,7 @@ export class Poller {
     if (this.loops.get(loop.address) === loop) this.loops.delete(loop.address);
     if (loop.completed === 0) this.unsettled--;
     loop.abort.abort();
-    loop.wake?.();
+    loop.sleeper.wake();
   }
 
   private async run(loop: PodLoop): Promise<void> {
@@ -174,15 +172,13 @@ export class Poller {
         this.completeRead(loop);
         if (loop.stopped) break; // onReport may have removed this pod or stopped the poller
         if (loop.skipWait) continue;
-        await this.sleep(loop, this.nextDelay());
+        await loop.sleeper.sleep(this.nextDelay());
       }
     } catch (err) {
       // Unreachable by construction; kept so a bug cannot become an unhandled rejection.
       this.fail(err, loop.address, 'internal');
     } finally {
-      if (loop.timer !== undefined) this.timers.clearTimeout(loop.timer);
-      loop.timer = undefined;
-      loop.wake = undefined;
+      loop.sleeper.cancel();
       const waiters = loop.waiters;
       loop.waiters = [];
       for (const w of waiters) w.resolve();
@@ -203,19 +199,6 @@ export class Poller {
       }
       loop.waiters = still;
     }
-  }
-
-  private sleep(loop: PodLoop, ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = (): void => {
-        if (loop.timer !== undefined) this.timers.clearTimeout(loop.timer);
-        loop.timer = undefined;
-        loop.wake = undefined;
-        resolve();
-      };
-      loop.wake = done;
-      loop.timer = this.timers.setTimeout(done, ms);
-    });
   }
 
   private nextDelay(): number {
