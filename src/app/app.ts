@@ -4,8 +4,8 @@
  *   → service (decide) ← gRPC face, HTTP face; admin reads the snapshot.
  * Start-up and shutdown order live here and nowhere else.
  */
-import type { Clock } from '../core/clock.js';
-import { systemClock } from '../core/clock.js';
+import type { Clock, Timers } from '../core/clock.js';
+import { nodeTimers, systemClock } from '../core/clock.js';
 import type { GateError } from '../core/errors.js';
 import type { Config } from '../config/config.js';
 import type { Discovery } from '../discovery/types.js';
@@ -25,6 +25,8 @@ import { GateService } from './service.js';
 
 export interface GateOptions {
   readonly clock?: Clock;
+  /** Timers of the request-holding waits (hold-starting); tests pass the scheduler that moves the clock. */
+  readonly timers?: Timers;
   readonly logger?: Logger;
   /** Replaces the discovery the config names (tests). */
   readonly discovery?: Discovery;
@@ -61,9 +63,20 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
     () => tracker.droppedPlugins,
     clock,
   );
-  const service = new GateService(() => tracker.snapshot(), config, clock, metrics, config.decisionLog === 'none' ? undefined : logger);
+  const service = new GateService(
+    () => tracker.snapshot(),
+    config,
+    clock,
+    metrics,
+    config.decisionLog === 'none' ? undefined : logger,
+    opts.timers ?? nodeTimers,
+  );
+  metrics.heldRequests(() => service.heldCount());
 
-  tracker.onSnapshot((_snap, changes) => logChanges(logger, changes));
+  tracker.onSnapshot((_snap, changes) => {
+    logChanges(logger, changes);
+    service.snapshotChanged();
+  });
 
   const http = new StatusHttp({ timeoutMs: config.pollTimeoutMs });
   const poller = new Poller({
@@ -117,6 +130,7 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
       snapshot: () => tracker.snapshot(),
       serving: () => service.serving(),
       draining: () => service.isDraining(),
+      held: () => service.heldByPlugin(),
       metrics,
       clock,
     });

@@ -43,7 +43,7 @@ export async function startHarness(
   try {
     await beforeGate?.(fleet);
     const config = configFor({ ...TEST_FLAGS, targets: fleet.targets, ...flags });
-    gate = await startGate(config, { clock: sched, logger });
+    gate = await startGate(config, { clock: sched, timers: sched, logger });
   } catch (err) {
     await fleet.close();
     throw err;
