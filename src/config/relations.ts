@@ -8,10 +8,11 @@
  * every value is already valid, and knows nothing of how values are parsed.
  */
 import { isIP } from 'node:net';
+import { DAEMON_RETRY_WAITS, DAEMON_SCAN_INTERVAL_MS } from '../core/daemon.js';
 import type { Config, HostPort } from './config.js';
 
-/** The daemon's longest wait between two launch attempts (PR #600: 120 s; upstream 60 s). */
-export const DAEMON_MAX_RETRY_WAIT_MS = 120_000;
+/** The daemon's longest gap between two launch attempts of a plugin: its longest retry wait, acted on at the next scan. */
+const DAEMON_LONGEST_RETRY_GAP_MS = Math.max(...DAEMON_RETRY_WAITS.map((r) => r.waitMs)) + DAEMON_SCAN_INTERVAL_MS;
 
 /**
  * Headers the gate reads to classify a request, or writes itself: a routing
@@ -66,11 +67,11 @@ export function relationProblems(c: RelationConfig): string[] {
   // retry-stall judges "has not moved": it needs at least two reads spanning the
   // daemon's longest wait between launch attempts, or a plugin between two
   // retries is declared failed.
-  const stallFloor = DAEMON_MAX_RETRY_WAIT_MS + c.pollIntervalMs * (1 + jitter) + c.pollTimeoutMs;
+  const stallFloor = DAEMON_LONGEST_RETRY_GAP_MS + c.pollIntervalMs * (1 + jitter) + c.pollTimeoutMs;
   if (c.retryStallMs > 0 && c.retryStallMs <= stallFloor) {
     problems.push(
-      `retry-stall: ${fmt(c.retryStallMs)} must be 0 (off) or longer than the daemon's longest retry wait ` +
-        `(${fmt(DAEMON_MAX_RETRY_WAIT_MS)}) plus one poll (${fmt(stallFloor)} in all): otherwise a plugin between two retries counts as failed`,
+      `retry-stall: ${fmt(c.retryStallMs)} must be 0 (off) or longer than the daemon's longest gap between launch attempts ` +
+        `(${fmt(DAEMON_LONGEST_RETRY_GAP_MS)}) plus one poll (${fmt(stallFloor)} in all): otherwise a plugin between two retries counts as failed`,
     );
   }
 
