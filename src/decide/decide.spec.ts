@@ -99,6 +99,13 @@ describe('decide: state table D1-D6', () => {
     assert.equal(d.reason, 'plugin_starting');
     assert.equal(!d.allow && d.retryAfterS, 30);
   });
+  it('D3 Retry-After follows the daemon schedule from the failures so far: 30 s after the 3rd, 60 s after the 8th', () => {
+    const after = (f: number): number | false | undefined => {
+      const d = at(fleet({ [A]: { plugins: { 'a/x': { g: 0, f } } } }), dispatch('a/x'));
+      return !d.allow && d.retryAfterS;
+    };
+    assert.deepEqual([2, 3, 7, 8, 14].map(after), [5, 30, 30, 60, 60]);
+  });
   it('D4 a cold fleet restart: plugins no pod reports yet are starting, not unknown', () => {
     const young = T0 - 5_000;
     const s = fleet({ [A]: { start: young, plugins: { 'a/x': { g: 0.5 } } }, [B]: { start: young, plugins: {} } });

@@ -12,7 +12,7 @@
  */
 import type { PluginId } from '../core/plugin-id.js';
 import { isRemoteDebugPlugin } from '../core/plugin-id.js';
-import { daemonRetryWaitMs } from '../fleet/rules.js';
+import { daemonRetryWaitMs } from '../core/daemon.js';
 import type { FleetSnapshot, PluginView, PodView } from '../fleet/types.js';
 import { classify } from './classify.js';
 import { envelope } from './envelope.js';
