@@ -4,8 +4,8 @@
  *   → service (decide) ← gRPC face, HTTP face; admin reads the snapshot.
  * Start-up and shutdown order live here and nowhere else.
  */
-import type { Clock, Timers } from '../core/clock.js';
-import { nodeTimers, systemClock } from '../core/clock.js';
+import type { Clock } from '../core/clock.js';
+import { nodeTimers, systemClock, type Timers } from '../core/clock.js';
 import type { GateError } from '../core/errors.js';
 import type { Config } from '../config/config.js';
 import type { Discovery } from '../discovery/types.js';
@@ -30,6 +30,8 @@ export interface GateOptions {
   readonly logger?: Logger;
   /** Replaces the discovery the config names (tests). */
   readonly discovery?: Discovery;
+  /** Timers of the poll loops' waits (tests: timers that never fire, so polls happen only on pollNow). */
+  readonly pollTimers?: Timers;
 }
 
 export interface RunningGate {
@@ -88,6 +90,7 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
     onError: (error, pod) => logger.warn({ pod, code: error.code, err: error.message }, 'poll failed'),
     intervalMs: config.pollIntervalMs,
     jitterPercent: config.pollJitterPercent,
+    timers: opts.pollTimers,
   });
 
   const discovery: Discovery = opts.discovery ?? discoveryFor(config);
