@@ -1,12 +1,13 @@
 /**
- * A gate and a simulated fleet on loopback, sharing one ManualScheduler as
- * their clock: tests move daemon time by hand and poll on demand, so "the view
- * follows within one poll" is asserted without sleeping.
+ * A gate and a simulated fleet on loopback, sharing one ManualScheduler for
+ * every clock reading and timer (polls, ticker, drain, TLS reload, health
+ * refresh, daemon launches): tests move time by hand and poll on demand, so
+ * "the view follows within one poll" is asserted without sleeping.
  */
 import { configFor, type RawValues } from '../../src/config/config.js';
 import { startGate, type RunningGate } from '../../src/app/app.js';
 import { createLogger, type Logger } from '../../src/observe/logger.js';
-import { ManualScheduler } from '../../src/sim/scheduler.js';
+import { ManualScheduler } from './manual-scheduler.js';
 import { SimFleet, type SimFleetOptions } from '../../src/sim/fleet.js';
 
 export interface Harness {
@@ -18,7 +19,11 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-/** Ports ephemeral, logs silent, background polls rare: tests drive polling with poll(). */
+/**
+ * Ports ephemeral, logs silent. Polls run when the test asks (poll()); the long
+ * interval (on the manual clock) keeps a big move of time from adding a
+ * background poll between the steps a test sets up.
+ */
 export const TEST_FLAGS: RawValues = {
   'grpc-listen': '127.0.0.1:0',
   'http-listen': '127.0.0.1:0',
@@ -43,7 +48,7 @@ export async function startHarness(
   try {
     await beforeGate?.(fleet);
     const config = configFor({ ...TEST_FLAGS, targets: fleet.targets, ...flags });
-    gate = await startGate(config, { clock: sched, logger });
+    gate = await startGate(config, { scheduler: sched, logger });
   } catch (err) {
     await fleet.close();
     throw err;
