@@ -28,6 +28,8 @@ export interface GateOptions {
   readonly logger?: Logger;
   /** Replaces the discovery the config names (tests). */
   readonly discovery?: Discovery;
+  /** The poll loops' waits, if not on `scheduler` (tests: timers that never fire, so polls happen only on pollNow). */
+  readonly pollScheduler?: Scheduler;
 }
 
 export interface RunningGate {
@@ -75,7 +77,7 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
     onError: (error, pod) => logger.warn({ pod, code: error.code, err: error.message }, 'poll failed'),
     intervalMs: config.pollIntervalMs,
     jitterPercent: config.pollJitterPercent,
-    scheduler,
+    scheduler: opts.pollScheduler ?? scheduler,
   });
 
   const discovery: Discovery = opts.discovery ?? discoveryFor(config, undefined, scheduler);
