@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { HoldQueue, type Waiter } from './hold.js';
 import { GateService, type CheckResult } from './service.js';
-import { ManualScheduler } from '../sim/scheduler.js';
+import { ManualScheduler } from '../../test/support/manual-scheduler.js';
 import { FleetTracker } from '../fleet/tracker.js';
 import { metrics, okReport, OLD, T0, trackerDefaults } from '../../test/support/fleet.js';
 import type { GateRequest } from '../decide/types.js';
@@ -19,7 +19,7 @@ describe('HoldQueue', () => {
   it('expires waiters in deadline order with one timer, and forgets removed ones', () => {
     const sched = new ManualScheduler(T0);
     const expired: string[] = [];
-    const q = new HoldQueue<string>(sched, sched, (w) => expired.push(w.payload));
+    const q = new HoldQueue<string>(sched, (w) => expired.push(w.payload));
     const ws: Waiter<string>[] = [];
     for (const [p, at] of [['a', 500], ['b', 100], ['c', 300], ['d', 200], ['e', 400]] as const) ws.push(q.add('x/p', T0, T0 + at, p));
     assert.equal(sched.pending(), 1, 'one timer for all waiters');
@@ -36,7 +36,7 @@ describe('HoldQueue', () => {
 
   it('keeps each plugin oldest first and drops empty plugins from its index', () => {
     const sched = new ManualScheduler(T0);
-    const q = new HoldQueue<number>(sched, sched, () => undefined);
+    const q = new HoldQueue<number>(sched, () => undefined);
     const w1 = q.add('x/one', T0, T0 + 10, 1);
     const w2 = q.add('x/one', T0, T0 + 10, 2);
     q.add('x/two', T0, T0 + 10, 3);
@@ -63,7 +63,7 @@ describe('GateService holding', () => {
       holdStartingMs: 30_000,
       maxHeld: flags.maxHeld ?? 10_000,
     };
-    const service = new GateService(() => tracker.snapshot(), cfg, sched, undefined, undefined, sched);
+    const service = new GateService(() => tracker.snapshot(), cfg, sched, undefined, undefined);
     return { sched, tracker, service };
   }
   const starting = metrics({ 'x/p': { g: 0.5 } }, OLD);

@@ -5,11 +5,10 @@
  * expiry in one heap so one timer serves them all.
  *
  * This is bookkeeping only: what a waiter is answered, and when, is the
- * service's business (src/app/service.ts). Nothing here reads the clock but
- * through the injected Clock, and nothing arms a timer but through the injected
- * Timers.
+ * service's business (src/app/service.ts). Time and the one timer come from
+ * the injected Scheduler.
  */
-import type { Clock, Timers } from '../core/clock.js';
+import type { Scheduler, TimerHandle } from '../core/clock.js';
 import type { PluginId } from '../core/plugin-id.js';
 
 /** How a held request ended; also the values of the outcome metric label. */
@@ -45,12 +44,11 @@ export class HoldQueue<P> {
   private readonly lines = new Map<PluginId, PluginLine<P>>();
   /** Min-heap on expiresAt. */
   private readonly heap: Waiter<P>[] = [];
-  private timer: unknown;
+  private timer: TimerHandle | undefined;
   private timerDue = Infinity;
 
   constructor(
-    private readonly clock: Clock,
-    private readonly timers: Timers,
+    private readonly scheduler: Scheduler,
     /** Called for every waiter whose time is up, already removed from the queue. */
     private readonly onExpire: (w: Waiter<P>) => void,
   ) {}
@@ -112,14 +110,14 @@ export class HoldQueue<P> {
 
   /** Stops the timer (the queue must be empty or about to be dropped). */
   stop(): void {
-    if (this.timer !== undefined) this.timers.clearTimeout(this.timer);
+    if (this.timer !== undefined) this.scheduler.clearTimeout(this.timer);
     this.timer = undefined;
     this.timerDue = Infinity;
   }
 
   /** Ends every wait that is due at the clock's now. Called by the timer; exposed for tests. */
   expireDue(): void {
-    const now = this.clock.now();
+    const now = this.scheduler.now();
     for (;;) {
       const top = this.heap[0];
       if (top === undefined || top.expiresAt > now) break;
@@ -138,15 +136,15 @@ export class HoldQueue<P> {
   private arm(): void {
     const due = this.heap[0]?.expiresAt ?? Infinity;
     if (due === this.timerDue) return;
-    if (this.timer !== undefined) this.timers.clearTimeout(this.timer);
+    if (this.timer !== undefined) this.scheduler.clearTimeout(this.timer);
     this.timer = undefined;
     this.timerDue = due;
     if (due === Infinity) return;
-    this.timer = this.timers.setTimeout(() => {
+    this.timer = this.scheduler.setTimeout(() => {
       this.timer = undefined;
       this.timerDue = Infinity;
       this.expireDue();
-    }, Math.max(0, due - this.clock.now()));
+    }, Math.max(0, due - this.scheduler.now()));
   }
 
   private unlink(w: Waiter<P>): void {

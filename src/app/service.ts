@@ -9,7 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { nodeTimers, type Clock, type Timers } from '../core/clock.js';
+import type { Scheduler } from '../core/clock.js';
 import { decide, decideTarget, type DecideConfig } from '../decide/decide.js';
 import type { Decision, GateRequest } from '../decide/types.js';
 import type { FleetSnapshot } from '../fleet/types.js';
@@ -91,14 +91,14 @@ export class GateService {
   constructor(
     private readonly snapshot: () => FleetSnapshot,
     private readonly cfg: ServiceConfig,
-    private readonly clock: Clock,
+    /** Time of decisions and of the hold timers. */
+    private readonly clock: Scheduler,
     private readonly metrics: GateMetrics | undefined,
     private readonly log: Logger | undefined,
-    timers: Timers = nodeTimers,
   ) {
     this.logTokens = cfg.decisionLogRate ?? 0;
     this.logRefilledAt = clock.now();
-    this.holds = (cfg.holdStartingMs ?? 0) > 0 ? new HoldQueue<HeldRequest>(clock, timers, (w) => this.endWait(w, 'expired')) : undefined;
+    this.holds = (cfg.holdStartingMs ?? 0) > 0 ? new HoldQueue<HeldRequest>(clock, (w) => this.endWait(w, 'expired')) : undefined;
   }
 
   check(req: GateRequest, face: Face): CheckResult {
