@@ -5,6 +5,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { packageRoot } from '../src/core/package-root.js';
 import { SimDaemon } from '../src/sim/daemon.js';
+import { ManualScheduler } from '../src/sim/scheduler.js';
 
 const MAIN = join(packageRoot(), 'dist/src/cli/main.js');
 const run = (args: string[], env: Record<string, string> = {}) =>
@@ -40,11 +41,14 @@ describe('plugin-gate probe command', () => {
   });
 
   it('runs against a daemon: 503 while its plugin launches, 200 once it runs; SIGTERM exits 0', async () => {
-    const daemon = new SimDaemon({ name: 'pod-1', plugins: [{ id: 'a/one', launchMs: 1_500 }] });
+    // Daemon time is moved by hand: the plugin runs when the test says, however slow the machine.
+    // Its process started "long ago" for the probe's wall clock, so start-up is over by age.
+    const sched = new ManualScheduler(Date.UTC(2026, 0, 1));
+    const daemon = new SimDaemon({ name: 'pod-1', scheduler: sched, plugins: [{ id: 'a/one', launchMs: 10_000 }] });
     await daemon.start();
     const child = spawn(
       process.execPath,
-      [MAIN, 'probe', '--target', daemon.address, '--listen', '127.0.0.1:0', '--poll-interval', '200ms', '--poll-timeout', '200ms', '--startup-grace', '0s', '--log-level', 'info'],
+      [MAIN, 'probe', '--target', daemon.address, '--listen', '127.0.0.1:0', '--poll-interval', '200ms', '--poll-timeout', '200ms', '--log-level', 'info'],
       { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env['PATH'] ?? '' } },
     );
     const kill = setTimeout(() => child.kill('SIGKILL'), 20_000);
@@ -61,14 +65,21 @@ describe('plugin-gate probe command', () => {
         child.once('exit', () => reject(new Error(`exited before listening: ${out}`)));
       });
       const base = `http://127.0.0.1:${port}`;
-      const seen: number[] = [];
-      const deadline = Date.now() + 15_000;
-      while (Date.now() < deadline && seen.at(-1) !== 200) {
-        seen.push(await fetch(`${base}/readyz`).then((r) => r.status));
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      assert.equal(seen[0], 503, 'unready while a/one launches');
-      assert.equal(seen.at(-1), 200, 'ready once it runs');
+      const until = async (want: number, body: RegExp): Promise<{ status: number; text: string }> => {
+        const deadline = Date.now() + 15_000;
+        let got = { status: 0, text: '' };
+        while (Date.now() < deadline && !(got.status === want && body.test(got.text))) {
+          const r = await fetch(`${base}/readyz`);
+          got = { status: r.status, text: await r.text() };
+          if (got.status !== want) await new Promise((r) => setTimeout(r, 100));
+        }
+        return got;
+      };
+      const launching = await until(503, /a\/one: starting: launching/);
+      assert.equal(launching.status, 503, 'unready while a/one launches');
+      assert.match(launching.text, /^not ready: 1 plugin starting/);
+      sched.advance(10_000);
+      assert.equal((await until(200, /^ready/)).status, 200, 'ready once it runs');
       const status = (await (await fetch(`${base}/status`)).json()) as { reason: string; daemon: { plugins: Record<string, { state: string }> } };
       assert.equal(status.reason, 'ready');
       assert.equal(status.daemon.plugins['a/one']?.state, 'ready');

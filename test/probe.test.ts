@@ -11,9 +11,10 @@ import { SimDaemon, type SimDaemonOptions } from '../src/sim/daemon.js';
 import { probeConfigFor } from '../src/probe/config.js';
 import { startProbe, type RunningProbe } from '../src/probe/probe.js';
 import { createLogger } from '../src/observe/logger.js';
+import { NO_POLL_TIMERS } from './support/gate.js';
 
-/** Ports ephemeral, logs silent, background polls rare: the tests poll with pollNow(). */
-const FLAGS = { listen: '127.0.0.1:0', 'poll-interval': '60s', 'poll-timeout': '1s', 'log-level': 'silent' };
+/** Port ephemeral, logs silent; no background polls (NO_POLL_TIMERS): the tests poll with pollNow(). */
+const FLAGS = { listen: '127.0.0.1:0', 'poll-timeout': '1s', 'log-level': 'silent' };
 
 interface Answer {
   readonly status: number;
@@ -36,7 +37,7 @@ class Rig {
   ) {}
 
   async probe(flags: Record<string, string> = {}): Promise<RunningProbe> {
-    const p = await startProbe(probeConfigFor({ ...FLAGS, target: this.daemon.address, ...flags }), { clock: this.sched, logger: createLogger('silent') });
+    const p = await startProbe(probeConfigFor({ ...FLAGS, target: this.daemon.address, ...flags }), { clock: this.sched, logger: createLogger('silent'), timers: NO_POLL_TIMERS });
     this.probes.push(p);
     return p;
   }

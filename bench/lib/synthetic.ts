@@ -90,7 +90,8 @@ export function podReport(address: string, metrics: MetricsData, at: number): Po
   };
 }
 
-export function syntheticFleet(pods: number, plugins: number, flags: Record<string, string> = {}): SyntheticFleet {
+/** `startedAgoMs`: age of every pod's daemon process (default 20 min: past start-up). */
+export function syntheticFleet(pods: number, plugins: number, flags: Record<string, string> = {}, startedAgoMs = 20 * 60_000): SyntheticFleet {
   const addresses = Array.from({ length: pods }, (_, i) => podAddress(i));
   const config = configFor({
     targets: addresses.join(','),
@@ -102,7 +103,7 @@ export function syntheticFleet(pods: number, plugins: number, flags: Record<stri
   const clock = new FakeClock(T0);
   const tracker = new FleetTracker(config, clock);
   tracker.setPods(addresses);
-  const startedAt = T0 - 20 * 60_000;
+  const startedAt = T0 - startedAgoMs;
   const metrics = addresses.map((_, i) => podMetrics(i, pods, plugins, startedAt));
   const reports = addresses.map((a, i) => podReport(a, metrics[i]!, T0));
   for (const r of reports) tracker.ingest(r);

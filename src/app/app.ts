@@ -5,7 +5,7 @@
  * Start-up and shutdown order live here and nowhere else.
  */
 import type { Clock } from '../core/clock.js';
-import { systemClock } from '../core/clock.js';
+import { systemClock, type Timers } from '../core/clock.js';
 import type { GateError } from '../core/errors.js';
 import type { Config } from '../config/config.js';
 import type { Discovery } from '../discovery/types.js';
@@ -28,6 +28,8 @@ export interface GateOptions {
   readonly logger?: Logger;
   /** Replaces the discovery the config names (tests). */
   readonly discovery?: Discovery;
+  /** Timers of the poll loops' waits (tests: timers that never fire, so polls happen only on pollNow). */
+  readonly pollTimers?: Timers;
 }
 
 export interface RunningGate {
@@ -75,6 +77,7 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
     onError: (error, pod) => logger.warn({ pod, code: error.code, err: error.message }, 'poll failed'),
     intervalMs: config.pollIntervalMs,
     jitterPercent: config.pollJitterPercent,
+    timers: opts.pollTimers,
   });
 
   const discovery: Discovery = opts.discovery ?? discoveryFor(config);

@@ -10,6 +10,7 @@ import { OPTIONS, type OptionKind, type OptionSpec } from './options.js';
 import type { SourceName } from '../status/types.js';
 import { tlsFileProblems } from './tls-files.js';
 import { isPluginId } from '../core/plugin-id.js';
+import { relationProblems } from './relations.js';
 
 export interface HostPort {
   readonly host: string;
@@ -94,6 +95,7 @@ export function loadConfig(sources: Sources): Config {
   const problems: string[] = [];
   const merged = mergeLayers(OPTIONS, sources, problems);
   const config = validate(merged, problems);
+  if (config !== undefined) problems.push(...relationProblems(config));
   // The TLS files are read and checked here (not in validate, which stays pure)
   // so that --check-config reports an unusable certificate like any bad value.
   if (config?.tlsCert !== undefined && config.tlsKey !== undefined && problems.length === 0) {

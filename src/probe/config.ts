@@ -7,6 +7,7 @@ import { ConfigError, mergeLayers, parseAll, pollingProblems, type HostPort, typ
 import type { PluginId } from '../core/plugin-id.js';
 import type { SourceName } from '../status/types.js';
 import type { TrackerConfig } from '../fleet/tracker.js';
+import { pollingRelationProblems } from '../config/relations.js';
 import { PROBE_OPTIONS, gateOnly } from './options.js';
 import type { ReadinessPolicy } from './policy.js';
 
@@ -38,7 +39,7 @@ export function loadProbeConfig(sources: Sources): ProbeConfig {
   if (raw['target'] === undefined) problems.push('target: (unset) is required: the daemon to watch, IP:port (127.0.0.1:5002 in its pod)');
   else if (target !== undefined && target.port === 0) problems.push(`target: ${JSON.stringify(raw['target'])} needs a non-zero port`);
   if (problems.length > 0 || target === undefined) throw new ConfigError(problems);
-  return {
+  const config: ProbeConfig = {
     target: target.host.includes(':') ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`,
     listen: get<HostPort>('listen'),
     require: get<readonly PluginId[] | undefined>('require') ?? [],
@@ -59,6 +60,9 @@ export function loadProbeConfig(sources: Sources): ProbeConfig {
     maxPlugins: get<number>('max-plugins'),
     logLevel: get<string>('log-level'),
   };
+  problems.push(...pollingRelationProblems(config));
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
 }
 
 /** The gate's tracker, run over one pod: it is never removed, so retention does not matter. */

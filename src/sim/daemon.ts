@@ -8,12 +8,11 @@
 import http from 'node:http';
 import type { Socket } from 'node:net';
 import { gzipSync } from 'node:zlib';
+import { DAEMON_LAUNCH_CONCURRENCY, DAEMON_MAX_RETRY_COUNT } from '../core/daemon.js';
 import { GateError } from '../core/errors.js';
 import { pluginIdFromUniqueId, isPluginId, type PluginId } from '../core/plugin-id.js';
 import { DEFAULT_BUCKETS, ExpositionWriter, type Labels } from './exposition.js';
 import {
-  DAEMON_LAUNCH_CONCURRENCY,
-  DAEMON_MAX_RETRY_COUNT,
   DEFAULT_PLUGIN_VERSION,
   PluginLifecycle,
   checkSpec,

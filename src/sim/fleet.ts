@@ -4,10 +4,11 @@
  * plugin itself, so the same plugin becomes ready at different times on
  * different pods.
  */
+import { DAEMON_SCAN_INTERVAL_MS } from '../core/daemon.js';
 import { GateError } from '../core/errors.js';
 import type { PluginId } from '../core/plugin-id.js';
 import { SimDaemon, type SimEvent } from './daemon.js';
-import { DAEMON_SCAN_INTERVAL_MS, checkSpec, uniqueIdentifierFor, type PluginSpec } from './lifecycle.js';
+import { checkSpec, uniqueIdentifierFor, type PluginSpec } from './lifecycle.js';
 import { realScheduler, type Scheduler, type TimerHandle } from './scheduler.js';
 
 /** Fields of a plugin's spec that may differ per pod (a slower disk, a broken venv on one node). */

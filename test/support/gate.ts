@@ -4,6 +4,7 @@
  * follows within one poll" is asserted without sleeping.
  */
 import { configFor, type RawValues } from '../../src/config/config.js';
+import type { Timers } from '../../src/core/clock.js';
 import { startGate, type RunningGate } from '../../src/app/app.js';
 import { createLogger, type Logger } from '../../src/observe/logger.js';
 import { ManualScheduler } from '../../src/sim/scheduler.js';
@@ -18,16 +19,25 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-/** Ports ephemeral, logs silent, background polls rare: tests drive polling with poll(). */
+/** Ports ephemeral, logs silent; no background polls (see NO_POLL_TIMERS): tests drive polling with poll(). */
 export const TEST_FLAGS: RawValues = {
   'grpc-listen': '127.0.0.1:0',
   'http-listen': '127.0.0.1:0',
   'admin-listen': '127.0.0.1:0',
-  'poll-interval': '60s',
   'poll-timeout': '1s',
   'log-level': 'silent',
   'decision-log': 'none',
   drain: '0ms',
+};
+
+/**
+ * The poll loops' waits never end by themselves: a poll happens only when the
+ * test asks (poll(), which wakes the wait), so moving the manual clock past
+ * stale-after is never undone by a background poll the test did not ask for.
+ */
+export const NO_POLL_TIMERS: Timers = {
+  setTimeout: () => undefined,
+  clearTimeout: () => undefined,
 };
 
 export async function startHarness(
@@ -43,7 +53,7 @@ export async function startHarness(
   try {
     await beforeGate?.(fleet);
     const config = configFor({ ...TEST_FLAGS, targets: fleet.targets, ...flags });
-    gate = await startGate(config, { clock: sched, logger });
+    gate = await startGate(config, { clock: sched, logger, pollTimers: NO_POLL_TIMERS });
   } catch (err) {
     await fleet.close();
     throw err;
