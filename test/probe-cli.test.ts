@@ -5,7 +5,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { packageRoot } from '../src/core/package-root.js';
 import { SimDaemon } from '../src/sim/daemon.js';
-import { ManualScheduler } from '../src/sim/scheduler.js';
+import { ManualScheduler } from './support/manual-scheduler.js';
 
 const MAIN = join(packageRoot(), 'dist/src/cli/main.js');
 const run = (args: string[], env: Record<string, string> = {}) =>

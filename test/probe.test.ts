@@ -6,14 +6,14 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ManualScheduler } from '../src/sim/scheduler.js';
+import { ManualScheduler } from './support/manual-scheduler.js';
 import { SimDaemon, type SimDaemonOptions } from '../src/sim/daemon.js';
 import { probeConfigFor } from '../src/probe/config.js';
 import { startProbe, type RunningProbe } from '../src/probe/probe.js';
 import { createLogger } from '../src/observe/logger.js';
-import { NO_POLL_TIMERS } from './support/gate.js';
+import { neverPolls } from './support/gate.js';
 
-/** Port ephemeral, logs silent; no background polls (NO_POLL_TIMERS): the tests poll with pollNow(). */
+/** Port ephemeral, logs silent; no background polls (neverPolls): the tests poll with pollNow(). */
 const FLAGS = { listen: '127.0.0.1:0', 'poll-timeout': '1s', 'log-level': 'silent' };
 
 interface Answer {
@@ -37,7 +37,7 @@ class Rig {
   ) {}
 
   async probe(flags: Record<string, string> = {}): Promise<RunningProbe> {
-    const p = await startProbe(probeConfigFor({ ...FLAGS, target: this.daemon.address, ...flags }), { clock: this.sched, logger: createLogger('silent'), timers: NO_POLL_TIMERS });
+    const p = await startProbe(probeConfigFor({ ...FLAGS, target: this.daemon.address, ...flags }), { scheduler: this.sched, logger: createLogger('silent'), pollScheduler: neverPolls(this.sched) });
     this.probes.push(p);
     return p;
   }

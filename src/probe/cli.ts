@@ -7,6 +7,7 @@ import { boolKeys, parseArgs } from '../cli/args.js';
 import { loadProbeConfig, type ProbeConfig } from './config.js';
 import { PROBE_OPTIONS } from './options.js';
 import { startProbe } from './probe.js';
+import { onStopSignals, reportSignalsTo } from '../cli/signals.js';
 
 const INTRO = [
   'plugin-gate probe: pod readiness for one Dify plugin daemon, from its plugins (a sidecar in the daemon pod)',
@@ -55,17 +56,17 @@ export async function probeMain(argv: readonly string[]): Promise<number> {
   }
   const probe = await startProbe(config);
   process.on('unhandledRejection', (reason) => probe.logger.error({ err: String(reason) }, 'unhandled rejection'));
+  reportSignalsTo((signal, what) => probe.logger.warn({ signal }, `${signal} ${what}`));
   await new Promise<void>((resolve) => {
-    // The pod is going away: the kubelet no longer routes by this probe, so stop at once.
-    const stop = (signal: string): void => {
-      probe.logger.info({ signal }, 'shutting down');
-      void probe.close().then(() => {
-        probe.logger.flush();
-        resolve();
-      });
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    onStopSignals(
+      // The pod is going away and the kubelet stops probing it: close at once, no drain.
+      (signal) => {
+        probe.logger.info({ signal }, 'shutting down');
+        void probe.close().then(resolve);
+      },
+      () => process.exit(1),
+    );
   });
-  return 0;
+  // As the gate: exit here, not when the event loop empties (a blocked stdout must not keep us alive).
+  process.exit(0);
 }

@@ -27,6 +27,7 @@ export interface ProbeConfig extends ReadinessPolicy {
   readonly startupMaxMs: number;
   readonly maxPlugins: number;
   readonly logLevel: string;
+  readonly logBufferBytes: number;
 }
 
 /** Throws ConfigError listing every problem, one line each, naming the key. */
@@ -59,6 +60,7 @@ export function loadProbeConfig(sources: Sources): ProbeConfig {
     startupMaxMs: get<number>('startup-max'),
     maxPlugins: get<number>('max-plugins'),
     logLevel: get<string>('log-level'),
+    logBufferBytes: get<number>('log-buffer-bytes'),
   };
   problems.push(...pollingRelationProblems(config));
   if (problems.length > 0) throw new ConfigError(problems);

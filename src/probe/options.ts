@@ -32,6 +32,7 @@ export const PROBE_SHARED_KEYS: readonly string[] = [
   'startup-max',
   'max-plugins',
   'log-level',
+  'log-buffer-bytes',
 ];
 
 export const PROBE_OPTIONS: readonly OptionSpec[] = [

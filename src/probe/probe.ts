@@ -4,13 +4,14 @@
  * rules), the policy decides readiness from it, and a small HTTP server tells
  * the kubelet. One way again: reader → tracker → policy → /readyz.
  */
-import { systemClock, type Clock, type Timers } from '../core/clock.js';
+import { every, systemScheduler, type Scheduler } from '../core/clock.js';
 import { FleetTracker, type FleetChange } from '../fleet/tracker.js';
 import type { FleetSnapshot } from '../fleet/types.js';
 import { Poller } from '../status/poller.js';
 import { podReaderFor } from '../status/reader.js';
 import { StatusHttp } from '../status/http.js';
 import { createLogger, type Logger } from '../observe/logger.js';
+import { BoundedLogSink } from '../observe/log-sink.js';
 import { trackerConfigOf, type ProbeConfig } from './config.js';
 import { ProbeMetrics } from './metrics.js';
 import { ProbeState, type Transition } from './state.js';
@@ -18,10 +19,11 @@ import { startProbeServer, type ProbeServer } from './server.js';
 import type { Verdict } from './policy.js';
 
 export interface ProbeOptions {
-  readonly clock?: Clock;
+  /** Every clock reading and timer of the probe; default the system's (timers unref()'d). */
+  readonly scheduler?: Scheduler;
   readonly logger?: Logger;
-  /** The poller's timers (tests drive polls with pollNow instead). */
-  readonly timers?: Timers;
+  /** The poll loop's waits, if not on `scheduler` (tests: waits that never end, so polls happen only on pollNow). */
+  readonly pollScheduler?: Scheduler;
 }
 
 export interface RunningProbe {
@@ -41,9 +43,14 @@ export interface RunningProbe {
 /** How often time-based states (stale, start-up bounds) are re-evaluated without a report; as the gate. */
 const TICK_MS = 1_000;
 
+/** After closing, how long buffered log lines may take to reach stdout; as the gate. */
+const LOG_FLUSH_MS = 500;
+
 export async function startProbe(config: ProbeConfig, opts: ProbeOptions = {}): Promise<RunningProbe> {
-  const clock = opts.clock ?? systemClock;
-  const logger = opts.logger ?? createLogger(config.logLevel);
+  const clock = opts.scheduler ?? systemScheduler;
+  // As the gate: logs to stdout through a bounded buffer, so a blocked reader costs lines, never memory.
+  const sink = opts.logger === undefined ? new BoundedLogSink(process.stdout, config.logBufferBytes) : undefined;
+  const logger = opts.logger ?? createLogger(config.logLevel, [], sink);
   const tracker = new FleetTracker(trackerConfigOf(config), clock);
   const state = new ProbeState(config.target, config, () => tracker.snapshot(), clock, (t) => logTransition(logger, config.target, t));
   const metrics = new ProbeMetrics({ verdict: () => state.evaluate(), view: () => state.view(), latch: () => state.latched(), flips: state.flips });
@@ -62,14 +69,17 @@ export async function startProbe(config: ProbeConfig, opts: ProbeOptions = {}): 
     onError: (error, pod) => logger.warn({ pod, code: error.code, err: error.message }, 'poll failed'),
     intervalMs: config.pollIntervalMs,
     jitterPercent: config.pollJitterPercent,
-    ...(opts.timers !== undefined && { timers: opts.timers }),
+    scheduler: opts.pollScheduler ?? clock,
   });
   tracker.setPods([config.target]);
 
-  const ticker = setInterval(() => tracker.tick(), TICK_MS);
-  ticker.unref();
+  const stopTicker = every(clock, TICK_MS, () => {
+    tracker.tick();
+    const dropped = sink?.takeDropped() ?? 0;
+    if (dropped > 0) logger.warn({ dropped, buffer_bytes: config.logBufferBytes }, 'stdout is not keeping up: log lines dropped');
+  });
   const stopAll = async (): Promise<void> => {
-    clearInterval(ticker);
+    stopTicker();
     await poller.stop();
     await http.close().catch(() => undefined);
   };
@@ -106,6 +116,7 @@ export async function startProbe(config: ProbeConfig, opts: ProbeOptions = {}): 
     pollNow: () => poller.pollNow(),
     async close() {
       await Promise.allSettled([server.close(), stopAll()]);
+      if (sink !== undefined) await sink.flushWithin(LOG_FLUSH_MS);
     },
   };
 }
