@@ -63,6 +63,10 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'route-header', kind: { type: 'header-name' }, default: undefined, help: 'also route by this request header (e.g. x-envoy-original-dst-host); always overwritten or removed by the gate' },
   { key: 'dry-run', kind: { type: 'bool' }, default: 'false', help: 'never deny: allow with reason dry_run and log what would have been denied' },
   { key: 'grpc-reflection', kind: { type: 'bool' }, default: 'false', help: 'serve gRPC server reflection on the gRPC port' },
+  { key: 'grpc-receive-timeout', kind: ms(100, 300_000), default: '5s', help: 'a gRPC call whose request has not fully arrived within this is answered DEADLINE_EXCEEDED and closed' },
+  { key: 'grpc-max-concurrent-streams', kind: { type: 'int', min: 1, max: 100_000 }, default: '1000', help: 'HTTP/2 streams (calls) open at once on one gRPC connection' },
+  { key: 'grpc-max-connections', kind: { type: 'int', min: 1, max: 1_000_000 }, default: '1000', help: 'gRPC connections open at once; the listener refuses more' },
+  { key: 'grpc-max-connection-idle', kind: ms(1000, 86_400_000), default: '65m', help: "a gRPC connection with no call for this long is closed with a GOAWAY (longer than Envoy's 1 h upstream idle timeout, so Envoy closes first)" },
   { key: 'max-plugins', kind: { type: 'int', min: 1, max: 100_000 }, default: '2000', help: 'most plugins tracked (and labelled in metrics); more are counted but not labelled' },
 
   // HTTP forward-auth
