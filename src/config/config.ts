@@ -49,6 +49,9 @@ export interface Config {
   readonly grpcMaxConnections: number;
   readonly grpcMaxConnectionIdleMs: number;
   readonly maxPlugins: number;
+  /** 0 = holding off. */
+  readonly holdStartingMs: number;
+  readonly maxHeld: number;
   readonly httpDenyStatus: number;
   readonly httpPathPrefix: string;
   readonly httpRequestFrom: HttpRequestFrom;
@@ -240,6 +243,8 @@ function validate(raw: RawValues, problems: string[]): Config | undefined {
     grpcMaxConnections: get<number>('grpc-max-connections'),
     grpcMaxConnectionIdleMs: get<number>('grpc-max-connection-idle'),
     maxPlugins: get<number>('max-plugins'),
+    holdStartingMs: get<number>('hold-starting'),
+    maxHeld: get<number>('max-held'),
     httpDenyStatus: get<number>('http-deny-status'),
     httpPathPrefix: get<string>('http-path-prefix') ?? '',
     httpRequestFrom: get<HttpRequestFrom>('http-request-from'),

@@ -68,6 +68,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'grpc-max-connections', kind: { type: 'int', min: 1, max: 1_000_000 }, default: '1000', help: 'gRPC connections open at once; the listener refuses more' },
   { key: 'grpc-max-connection-idle', kind: ms(1000, 86_400_000), default: '65m', help: "a gRPC connection with no call for this long is closed with a GOAWAY (longer than Envoy's 1 h upstream idle timeout, so Envoy closes first)" },
   { key: 'max-plugins', kind: { type: 'int', min: 1, max: 100_000 }, default: '2000', help: 'most plugins tracked (and labelled in metrics); more are counted but not labelled' },
+  { key: 'hold-starting', kind: ms(0, 600_000), default: '0s', help: 'hold a plugin request that would be denied plugin_starting or gate_not_ready up to this long, and route it once the plugin is ready (0 = off: deny at once)' },
+  { key: 'max-held', kind: { type: 'int', min: 0, max: 1_000_000 }, default: '10000', help: 'most requests held at once (hold-starting); past it a request is denied at once and counted as shed' },
 
   // HTTP forward-auth
   { key: 'http-deny-status', kind: { type: 'int', min: 400, max: 599 }, default: '503', help: 'HTTP status of a deny on the forward-auth face (nginx needs 401 or 403)' },
