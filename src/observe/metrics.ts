@@ -22,6 +22,7 @@ export class GateMetrics {
   private readonly pollChildren = new Map<string, client.Counter.Internal>();
   private readonly discoveryErrors: client.Counter;
   private readonly logSuppressed: client.Counter;
+  private readonly connectionLosses: client.Counter;
 
   constructor(snapshot: () => FleetSnapshot, droppedPlugins: () => number, clock: Clock = systemClock) {
     const decisions = new client.Counter({
@@ -54,6 +55,11 @@ export class GateMetrics {
     this.logSuppressed = new client.Counter({
       name: 'plugin_gate_decision_log_suppressed_total',
       help: 'Decision log lines dropped by decision-log-rate (the decisions themselves are counted above).',
+      registers: [this.registry],
+    });
+    this.connectionLosses = new client.Counter({
+      name: 'plugin_gate_connection_losses_total',
+      help: 'Status connections a daemon pod closed (FIN or RST); each asks for a poll of that pod at once (rate-limited per pod).',
       registers: [this.registry],
     });
     this.discoveryErrors = new client.Counter({
@@ -142,6 +148,10 @@ export class GateMetrics {
 
   decisionLogSuppressed(n: number): void {
     this.logSuppressed.inc(n);
+  }
+
+  connectionLost(): void {
+    this.connectionLosses.inc();
   }
 
   discoveryError(): void {

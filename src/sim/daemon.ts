@@ -510,6 +510,9 @@ export class SimDaemon {
 
   private createServer(): http.Server {
     const server = http.createServer((req, res) => this.onRequest(req, res));
+    // The daemon's Go http.Server sets no IdleTimeout: idle keep-alives stay open until
+    // the process exits (Node would close them after 5 s and say so in a Keep-Alive header).
+    server.keepAliveTimeout = 0;
     server.on('connection', (socket: Socket) => {
       if (!this.wantListening()) {
         socket.destroy();

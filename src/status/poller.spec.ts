@@ -269,4 +269,95 @@ describe('Poller', () => {
     assert.equal(reads.calls.length, 0);
     await poller.stop();
   });
+  describe('connectionLost', () => {
+    const A = '10.0.0.1:5002';
+    const B = '10.0.0.2:5002';
+
+    it('polls that pod at once, without any interval timer firing, and only that pod', async () => {
+      const { timers, reads, poller } = setup({ lossPollGapMs: 500 });
+      poller.setTargets([A, B]);
+      await settle();
+      assert.deepEqual([reads.count(A), reads.count(B)], [1, 1]);
+      poller.connectionLost(A);
+      await settle();
+      assert.deepEqual([reads.count(A), reads.count(B)], [2, 1]);
+      // The interval starts again after that read: the next regular poll is a full interval away.
+      assert.deepEqual(timers.delays().sort(), [1000, 1000, 500]);
+      poller.connectionLost('10.9.9.9:5002'); // not a target: ignored
+      await settle();
+      assert.equal(reads.calls.length, 3);
+      await poller.stop();
+      assert.equal(timers.pending.size, 0, 'stop clears the gap timer too');
+    });
+
+    it('rate-limits per pod: a loss inside the gap is polled once when the gap ends', async () => {
+      const { timers, reads, poller } = setup({ lossPollGapMs: 500 });
+      poller.setTargets([A]);
+      await settle();
+      poller.connectionLost(A);
+      await settle();
+      assert.equal(reads.count(A), 2);
+      // A daemon closing every connection it gets: three more losses at once.
+      poller.connectionLost(A);
+      poller.connectionLost(A);
+      poller.connectionLost(A);
+      await settle();
+      assert.equal(reads.count(A), 2, 'no poll inside the gap');
+      timers.fire(500);
+      await settle();
+      assert.equal(reads.count(A), 3, 'one poll for all the losses in the gap');
+      timers.fire(500);
+      await settle();
+      assert.equal(reads.count(A), 3, 'nothing pending: the gap ends quietly');
+      await poller.stop();
+    });
+
+    it('a read that starts inside the gap covers the losses before it', async () => {
+      const { timers, reads, poller } = setup({ lossPollGapMs: 500 });
+      poller.setTargets([A]);
+      await settle();
+      poller.connectionLost(A);
+      await settle();
+      poller.connectionLost(A);
+      timers.fire(1000); // the regular poll comes first
+      await settle();
+      assert.equal(reads.count(A), 3);
+      timers.fire(500);
+      await settle();
+      assert.equal(reads.count(A), 3);
+      await poller.stop();
+    });
+
+    it('during a read, polls again right after it instead of waiting', async () => {
+      const { timers, reads, poller, reportsOf } = setup({ lossPollGapMs: 500 });
+      reads.hanging.add(A);
+      poller.setTargets([A]);
+      await settle();
+      poller.connectionLost(A);
+      reads.hanging.delete(A);
+      reads.blocked.get(A)!.resolve();
+      await settle();
+      assert.equal(reads.count(A), 2);
+      assert.equal(reportsOf(A).length, 2);
+      assert.deepEqual(timers.delays().sort(), [1000, 500]);
+      await poller.stop();
+    });
+
+    it('a removed pod is never polled for a loss, and its gap timer goes with it', async () => {
+      const { timers, reads, poller } = setup({ lossPollGapMs: 500 });
+      poller.setTargets([A, B]);
+      await settle();
+      poller.connectionLost(B);
+      await settle();
+      poller.connectionLost(B);
+      poller.setTargets([A]);
+      timers.fire(500);
+      await settle();
+      assert.equal(reads.count(B), 2);
+      poller.connectionLost(B);
+      await settle();
+      assert.equal(reads.count(B), 2);
+      await poller.stop();
+    });
+  });
 });

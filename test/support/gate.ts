@@ -4,7 +4,7 @@
  * follows within one poll" is asserted without sleeping.
  */
 import { configFor, type RawValues } from '../../src/config/config.js';
-import { startGate, type RunningGate } from '../../src/app/app.js';
+import { startGate, type GateOptions, type RunningGate } from '../../src/app/app.js';
 import { createLogger, type Logger } from '../../src/observe/logger.js';
 import { ManualScheduler } from '../../src/sim/scheduler.js';
 import { SimFleet, type SimFleetOptions } from '../../src/sim/fleet.js';
@@ -35,6 +35,7 @@ export async function startHarness(
   flags: RawValues = {},
   beforeGate?: (fleet: SimFleet) => Promise<void> | void,
   logger: Logger = createLogger('silent'),
+  gateOpts: Omit<GateOptions, 'clock' | 'logger'> = {},
 ): Promise<Harness> {
   const sched = new ManualScheduler(Date.UTC(2026, 0, 1));
   const fleet = new SimFleet({ ...fleetOpts, scheduler: sched });
@@ -43,7 +44,7 @@ export async function startHarness(
   try {
     await beforeGate?.(fleet);
     const config = configFor({ ...TEST_FLAGS, targets: fleet.targets, ...flags });
-    gate = await startGate(config, { clock: sched, logger });
+    gate = await startGate(config, { ...gateOpts, clock: sched, logger });
   } catch (err) {
     await fleet.close();
     throw err;
