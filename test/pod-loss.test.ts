@@ -1,10 +1,11 @@
 /**
- * Pod loss in milliseconds (README, P2a/P2b): a simulated pod whose process
- * exits is taken out of routing because it closed the gate's keep-alive status
- * connections and the poll that followed was refused, not because a poll
- * interval came round. Polls here are 60 s apart and daemon time (a
- * ManualScheduler shared with the gate) never moves on its own, so nothing but
- * the connection close can explain what the gate does.
+ * Pod loss in milliseconds (README, P2a and *Pod loss*): a simulated pod whose
+ * process exits is taken out of routing because it closed the gate's keep-alive
+ * status connections and the poll that followed was refused, not because a poll
+ * interval came round. In the harness the poll loops' waits never end on their
+ * own (`neverPolls`) and daemon time (a ManualScheduler shared with the gate)
+ * moves only when a test moves it, so nothing but the connection close can
+ * explain what the gate does.
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -102,7 +103,7 @@ describe('pod loss: an exited pod leaves routing on its connection close, not on
      * - time this process did not run at all (the machine busy elsewhere: event
      *   loop gaps over 10 ms, seen by a 1 ms timer chain) is not the gate's
      *   reaction time and is left out of the 100 ms. The raw window must still
-     *   be far below one poll interval (60 s): no poll came round to help.
+     *   be bounded (5 s): no interval poll ever comes in this harness.
      * bench/pod-loss.ts reports the raw figure.
      */
     const ticks: number[] = [];
@@ -153,7 +154,7 @@ describe('pod loss: an exited pod leaves routing on its connection close, not on
       const window = raw - stalled;
       const detail = `raw window ${raw.toFixed(1)} ms, of which ${stalled.toFixed(1)} ms the process did not run; ${toVictim.length} Checks routed to it after exit, ${after.length} in all`;
       t.diagnostic(detail);
-      assert.ok(raw < 5_000, `far below one poll interval (60 s): ${detail}`);
+      assert.ok(raw < 5_000, `bounded even counting the stalls: ${detail}`);
       assert.ok(window <= 100, `no Check routed to the exited pod later than 100 ms after its exit: ${detail}`);
       // Every Check answered after the gate saw the loss went elsewhere, and all pods left are used.
       const lateTargets = new Set(after.filter((r) => r.at > lastAt).map((r) => r.upstream));

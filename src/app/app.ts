@@ -4,8 +4,7 @@
  *   → service (decide) ← gRPC face, HTTP face; admin reads the snapshot.
  * Start-up and shutdown order live here and nowhere else.
  */
-import type { Clock } from '../core/clock.js';
-import { systemClock } from '../core/clock.js';
+import { delay, every, systemScheduler, type Scheduler } from '../core/clock.js';
 import type { GateError } from '../core/errors.js';
 import type { Config } from '../config/config.js';
 import type { Discovery } from '../discovery/types.js';
@@ -24,10 +23,13 @@ import { createLogger, type Logger } from '../observe/logger.js';
 import { GateService } from './service.js';
 
 export interface GateOptions {
-  readonly clock?: Clock;
+  /** Every clock reading and timer of the gate; default the system's (timers unref()'d). */
+  readonly scheduler?: Scheduler;
   readonly logger?: Logger;
   /** Replaces the discovery the config names (tests). */
   readonly discovery?: Discovery;
+  /** The poll loops' waits, if not on `scheduler` (tests: timers that never fire, so polls happen only on pollNow). */
+  readonly pollScheduler?: Scheduler;
   /** false: ignore pods closing status connections, poll on the interval only (benchmarks compare both). */
   readonly pollOnClose?: boolean;
 }
@@ -55,15 +57,15 @@ export interface RunningGate {
 const TICK_MS = 1_000;
 
 export async function startGate(config: Config, opts: GateOptions = {}): Promise<RunningGate> {
-  const clock = opts.clock ?? systemClock;
+  const scheduler = opts.scheduler ?? systemScheduler;
   const logger = opts.logger ?? createLogger(config.logLevel, config.redactHeaders);
-  const tracker = new FleetTracker(config, clock);
+  const tracker = new FleetTracker(config, scheduler);
   const metrics = new GateMetrics(
     () => tracker.snapshot(),
     () => tracker.droppedPlugins,
-    clock,
+    scheduler,
   );
-  const service = new GateService(() => tracker.snapshot(), config, clock, metrics, config.decisionLog === 'none' ? undefined : logger);
+  const service = new GateService(() => tracker.snapshot(), config, scheduler, metrics, config.decisionLog === 'none' ? undefined : logger);
 
   tracker.onSnapshot((_snap, changes) => logChanges(logger, changes));
 
@@ -71,7 +73,7 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
   // its close is how a pod's exit is seen within milliseconds (see connectionLost below).
   const http = new StatusHttp({ timeoutMs: config.pollTimeoutMs, keepAliveMs: Math.max(30_000, 3 * config.pollIntervalMs) });
   const poller = new Poller({
-    read: podReaderFor(config, http, clock),
+    read: podReaderFor(config, http, scheduler),
     onReport: (r) => {
       metrics.report(r);
       tracker.ingest(r);
@@ -79,6 +81,7 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
     onError: (error, pod) => logger.warn({ pod, code: error.code, err: error.message }, 'poll failed'),
     intervalMs: config.pollIntervalMs,
     jitterPercent: config.pollJitterPercent,
+    scheduler: opts.pollScheduler ?? scheduler,
     // A daemon that closes idle keep-alives on its own costs at most one extra poll per half interval.
     lossPollGapMs: config.pollIntervalMs / 2,
   });
@@ -89,7 +92,7 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
     if (opts.pollOnClose !== false) poller.connectionLost(address);
   });
 
-  const discovery: Discovery = opts.discovery ?? discoveryFor(config);
+  const discovery: Discovery = opts.discovery ?? discoveryFor(config, undefined, scheduler);
   let lastDiscoveryError: GateError | undefined;
   discovery.start((addresses, error) => {
     if (error !== undefined) {
@@ -101,19 +104,18 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
     poller.setTargets(addresses);
   });
 
-  const ticker = setInterval(() => {
+  const stopTicker = every(scheduler, TICK_MS, () => {
     tracker.tick();
     const suppressed = service.takeSuppressed();
     if (suppressed > 0) {
       metrics.decisionLogSuppressed(suppressed);
       logger.warn({ suppressed, rate: config.decisionLogRate }, 'decision log rate limit: lines suppressed (decisions still counted in metrics)');
     }
-  }, TICK_MS);
-  ticker.unref();
+  });
 
   const started: { grpc?: GrpcServer; http?: HttpFace; admin?: AdminServer; tls?: TlsSource } = {};
   const stopAll = async (graceMs: number): Promise<void> => {
-    clearInterval(ticker);
+    stopTicker();
     started.tls?.close();
     await Promise.allSettled([
       started.grpc?.close(graceMs),
@@ -130,18 +132,18 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
       serving: () => service.serving(),
       draining: () => service.isDraining(),
       metrics,
-      clock,
+      clock: scheduler,
     });
     // One TlsSource for both faces: they present the same certificate and reload together.
     const tlsFiles = tlsFilesOf(config);
     if (tlsFiles !== undefined) {
-      const source = TlsSource.open(tlsFiles, { reloadMs: config.tlsReloadMs, logger });
+      const source = TlsSource.open(tlsFiles, { reloadMs: config.tlsReloadMs, logger, scheduler });
       started.tls = source;
       metrics.tlsCertificate(() => source.material.info.notAfterMs);
     }
     const tls = started.tls;
-    started.grpc = await startGrpcServer({ listen: config.grpcListen, service, config, logger, tls });
-    if (config.httpListen !== undefined) started.http = await startHttpFace({ listen: config.httpListen, service, config, logger, tls });
+    started.grpc = await startGrpcServer({ listen: config.grpcListen, service, config, logger, tls, scheduler });
+    if (config.httpListen !== undefined) started.http = await startHttpFace({ listen: config.httpListen, service, config, logger, tls, scheduler });
   } catch (err) {
     await stopAll(0);
     throw err;
@@ -185,7 +187,8 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
       service.drain();
       started.grpc?.setServing(false);
       logger.info({ drain_ms: config.drainMs }, 'draining: health NOT_SERVING, still answering checks');
-      await new Promise((r) => setTimeout(r, config.drainMs));
+      // On the gate's scheduler: a test moves time through the drain instead of waiting it out.
+      if (config.drainMs > 0) await delay(scheduler, config.drainMs);
       await stopAll(Math.min(5_000, config.drainMs));
       logger.info('stopped');
       logger.flush();

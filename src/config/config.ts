@@ -9,6 +9,7 @@ import { parse as parseYaml } from 'yaml';
 import { OPTIONS, OPTION_KEYS, type OptionKind, type OptionSpec } from './options.js';
 import type { SourceName } from '../status/types.js';
 import { tlsFileProblems } from './tls-files.js';
+import { relationProblems } from './relations.js';
 
 export interface HostPort {
   readonly host: string;
@@ -104,6 +105,7 @@ export function loadConfig(sources: Sources): Config {
     else merged[k] = v;
   }
   const config = validate(merged, problems);
+  if (config !== undefined) problems.push(...relationProblems(config));
   // The TLS files are read and checked here (not in validate, which stays pure)
   // so that --check-config reports an unusable certificate like any bad value.
   if (config?.tlsCert !== undefined && config.tlsKey !== undefined && problems.length === 0) {

@@ -40,6 +40,12 @@ interface PodRecord {
   platform: string | undefined;
   /** The daemon's retry limit from its last /ready/check detail, for the current process. */
   learnedMaxRetries: number | undefined;
+  /**
+   * Set when the current process reported a start time in the gate's future (a
+   * daemon clock ahead): that start time is unknown, and the process counts from
+   * when the gate first saw it, so startup-max still bounds its start-up.
+   */
+  startAheadSeenAt: number | undefined;
   /** Per plugin with a series: its last (gauge, failures) and when they last changed. */
   series: Map<PluginId, { gauge: number | undefined; failed: number; since: number }>;
   signal: { polls: number; readyFresh: boolean; value: boolean } | undefined;
@@ -126,6 +132,9 @@ export class FleetTracker {
         answered = true;
         const m = report.metrics.data;
         if (rec.metrics !== undefined && m.processStartMs !== rec.metrics.processStartMs) newProcess(rec, report.at);
+        if (rec.metrics === undefined || m.processStartMs !== rec.metrics.processStartMs) {
+          rec.startAheadSeenAt = m.processStartMs !== undefined && m.processStartMs > report.at ? report.at : undefined;
+        }
         trackSeries(rec.series, m, report.at);
         rec.metrics = m;
         rec.metricsAt = report.at;
@@ -231,9 +240,9 @@ export class FleetTracker {
       let data: PodData | undefined;
       const dataOf = (): PodData =>
         (data ??= {
-          metrics: rec.metrics,
+          metrics: rec.startAheadSeenAt === undefined || rec.metrics === undefined ? rec.metrics : { ...rec.metrics, processStartMs: undefined },
           ready: readyFresh ? rec.ready : undefined,
-          firstSeenAt: rec.firstSeenAt,
+          firstSeenAt: rec.startAheadSeenAt ?? rec.firstSeenAt,
           learnedMaxRetries: rec.learnedMaxRetries,
           changedAt: rec.series,
         });
@@ -351,6 +360,7 @@ function newRecord(address: string, now: number): PodRecord {
     version: undefined,
     platform: undefined,
     learnedMaxRetries: undefined,
+    startAheadSeenAt: undefined,
     series: new Map(),
     signal: undefined,
     cached: undefined,
@@ -373,6 +383,7 @@ function newProcess(rec: PodRecord, at: number): void {
   rec.version = undefined;
   rec.platform = undefined;
   rec.learnedMaxRetries = undefined;
+  rec.startAheadSeenAt = undefined;
   rec.series.clear();
 }
 

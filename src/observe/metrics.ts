@@ -6,7 +6,7 @@
  * never from request input. Fleet gauges are computed at scrape time.
  */
 import client from 'prom-client';
-import { systemClock, type Clock } from '../core/clock.js';
+import { systemScheduler, type Clock } from '../core/clock.js';
 import { ERROR_CODES, type ErrorCode } from '../core/errors.js';
 import { ALLOW_REASONS, REASONS, type Decision, type Reason } from '../decide/types.js';
 import type { FleetSnapshot } from '../fleet/types.js';
@@ -24,7 +24,7 @@ export class GateMetrics {
   private readonly logSuppressed: client.Counter;
   private readonly connectionLosses: client.Counter;
 
-  constructor(snapshot: () => FleetSnapshot, droppedPlugins: () => number, clock: Clock = systemClock) {
+  constructor(snapshot: () => FleetSnapshot, droppedPlugins: () => number, clock: Clock = systemScheduler) {
     const decisions = new client.Counter({
       name: 'plugin_gate_decisions_total',
       help: 'Check decisions by face, decision (allow/deny) and reason.',

@@ -9,13 +9,11 @@
  * exits closes them all, and the poll that follows is refused, which takes the
  * pod out of routing within milliseconds instead of seconds.
  */
-import { nodeTimers, Sleeper, type Timers } from '../core/clock.js';
+import { systemScheduler, Sleeper, type Scheduler, type TimerHandle } from '../core/clock.js';
 import { GateError } from '../core/errors.js';
 import type { PodReport } from './types.js';
 import type { PodReader } from './reader.js';
 
-export type { Timers } from '../core/clock.js';
-export { nodeTimers } from '../core/clock.js';
 
 export interface PollerOptions {
   /** Reads one pod; should not reject (readPod never does), but a rejection is reported and survived. */
@@ -30,7 +28,7 @@ export interface PollerOptions {
   readonly jitterPercent: number;
   /** [0, 1) source for jitter. */
   readonly random?: () => number;
-  readonly timers?: Timers;
+  readonly scheduler?: Scheduler;
   /**
    * Least time between two polls triggered by `connectionLost` for one pod
    * (default: half the interval). A loss within it is not dropped: it is polled
@@ -56,15 +54,17 @@ interface PodLoop {
   reading: boolean;
   readonly sleeper: Sleeper;
   waiters: Waiter[];
-  /** Set while a connection-loss poll happened less than lossPollGapMs ago. */
-  lossGapTimer: unknown;
+  /** Scheduler time of the last poll triggered by connectionLost. */
+  lastLossPollAt: number | undefined;
+  /** Polls a loss that came inside the gap, when the gap ends. */
+  lossGapTimer: TimerHandle | undefined;
   /** A connection loss came during the gap and no read has started since. */
   lossPending: boolean;
 }
 
 export class Poller {
   private readonly opts: PollerOptions;
-  private readonly timers: Timers;
+  private readonly scheduler: Scheduler;
   private readonly random: () => number;
   private readonly lossPollGapMs: number;
   private readonly loops = new Map<string, PodLoop>();
@@ -77,7 +77,7 @@ export class Poller {
 
   constructor(opts: PollerOptions) {
     this.opts = opts;
-    this.timers = opts.timers ?? nodeTimers;
+    this.scheduler = opts.scheduler ?? systemScheduler;
     this.random = opts.random ?? Math.random;
     this.lossPollGapMs = Math.max(0, opts.lossPollGapMs ?? opts.intervalMs / 2);
   }
@@ -145,11 +145,17 @@ export class Poller {
   connectionLost(address: string): void {
     const loop = this.loops.get(address);
     if (loop === undefined || loop.stopped) return;
-    if (loop.lossGapTimer !== undefined) {
-      loop.lossPending = true;
+    const now = this.scheduler.now();
+    const last = loop.lastLossPollAt;
+    if (last === undefined || now - last >= this.lossPollGapMs) {
+      this.lossPoll(loop, now);
       return;
     }
-    this.lossPoll(loop);
+    loop.lossPending = true;
+    loop.lossGapTimer ??= this.scheduler.setTimeout(() => {
+      loop.lossGapTimer = undefined;
+      if (loop.lossPending && !loop.stopped) this.lossPoll(loop, this.scheduler.now());
+    }, last + this.lossPollGapMs - now);
   }
 
   /** Stops every loop: timers cleared, in-flight reads aborted and awaited. Idempotent. */
@@ -168,8 +174,9 @@ export class Poller {
       completed: 0,
       skipWait: false,
       reading: false,
-      sleeper: new Sleeper(this.timers),
+      sleeper: new Sleeper(this.scheduler),
       waiters: [],
+      lastLossPollAt: undefined,
       lossGapTimer: undefined,
       lossPending: false,
     };
@@ -190,20 +197,16 @@ export class Poller {
     loop.sleeper.wake();
   }
 
-  /** Polls now (or right after the read in flight) and opens the gap. */
-  private lossPoll(loop: PodLoop): void {
-    loop.lossPending = false;
+  /** Polls now (or right after the read in flight); the gap starts now. */
+  private lossPoll(loop: PodLoop, now: number): void {
+    this.clearLossGap(loop);
+    loop.lastLossPollAt = now;
     if (loop.reading) loop.skipWait = true;
     else loop.sleeper.wake();
-    if (this.lossPollGapMs <= 0) return;
-    loop.lossGapTimer = this.timers.setTimeout(() => {
-      loop.lossGapTimer = undefined;
-      if (loop.lossPending && !loop.stopped) this.lossPoll(loop);
-    }, this.lossPollGapMs);
   }
 
   private clearLossGap(loop: PodLoop): void {
-    if (loop.lossGapTimer !== undefined) this.timers.clearTimeout(loop.lossGapTimer);
+    if (loop.lossGapTimer !== undefined) this.scheduler.clearTimeout(loop.lossGapTimer);
     loop.lossGapTimer = undefined;
     loop.lossPending = false;
   }
