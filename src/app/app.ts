@@ -20,6 +20,7 @@ import { TlsSource, tlsFilesOf } from '../front/tls.js';
 import { startAdmin, type AdminServer } from '../admin/server.js';
 import { GateMetrics } from '../observe/metrics.js';
 import { createLogger, type Logger } from '../observe/logger.js';
+import { BoundedLogSink } from '../observe/log-sink.js';
 import { GateService } from './service.js';
 
 export interface GateOptions {
@@ -53,18 +54,24 @@ export interface RunningGate {
   close(): Promise<void>;
 }
 
+/** After the drain and close, how long buffered log lines may take to reach stdout. */
+const LOG_FLUSH_MS = 500;
+
 /** How often time-based states (stale, start-up bounds) are re-evaluated without a report. */
 const TICK_MS = 1_000;
 
 export async function startGate(config: Config, opts: GateOptions = {}): Promise<RunningGate> {
   const scheduler = opts.scheduler ?? systemScheduler;
-  const logger = opts.logger ?? createLogger(config.logLevel, config.redactHeaders);
+  // Logs to stdout go through a bounded buffer: a blocked reader costs dropped lines, never memory.
+  const sink = opts.logger === undefined ? new BoundedLogSink(process.stdout, config.logBufferBytes) : undefined;
+  const logger = opts.logger ?? createLogger(config.logLevel, config.redactHeaders, sink);
   const tracker = new FleetTracker(config, scheduler);
   const metrics = new GateMetrics(
     () => tracker.snapshot(),
     () => tracker.droppedPlugins,
     scheduler,
   );
+  if (sink !== undefined) metrics.logSink(() => sink.stats());
   const service = new GateService(() => tracker.snapshot(), config, scheduler, metrics, config.decisionLog === 'none' ? undefined : logger);
 
   tracker.onSnapshot((_snap, changes) => logChanges(logger, changes));
@@ -111,6 +118,9 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
       metrics.decisionLogSuppressed(suppressed);
       logger.warn({ suppressed, rate: config.decisionLogRate }, 'decision log rate limit: lines suppressed (decisions still counted in metrics)');
     }
+    const dropped = sink?.takeDropped() ?? 0;
+    // This line may be dropped too while stdout stays blocked; the counter is the record.
+    if (dropped > 0) logger.warn({ dropped, buffer_bytes: config.logBufferBytes }, 'stdout is not keeping up: log lines dropped');
   });
 
   const started: { grpc?: GrpcServer; http?: HttpFace; admin?: AdminServer; tls?: TlsSource } = {};
@@ -191,7 +201,10 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
       if (config.drainMs > 0) await delay(scheduler, config.drainMs);
       await stopAll(Math.min(5_000, config.drainMs));
       logger.info('stopped');
-      logger.flush();
+      // stdout gets a short, bounded time to take what is buffered: a reader that
+      // never reads must not keep a stopped gate alive.
+      if (sink !== undefined) await sink.flushWithin(LOG_FLUSH_MS);
+      else logger.flush();
     },
     async close() {
       service.drain();

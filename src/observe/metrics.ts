@@ -174,6 +174,27 @@ export class GateMetrics {
     });
   }
 
+  /** Registers the log sink's series, read at scrape time: lines dropped, bytes waiting for stdout. */
+  logSink(stats: () => { readonly dropped: number; readonly buffered: number }): void {
+    new client.Counter({
+      name: 'plugin_gate_log_lines_dropped_total',
+      help: 'Log lines dropped because stdout did not keep up (log-buffer-bytes full) or was gone.',
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(stats().dropped);
+      },
+    });
+    new client.Gauge({
+      name: 'plugin_gate_log_buffer_bytes',
+      help: 'Log bytes written but not yet taken by the reader of stdout (at most log-buffer-bytes).',
+      registers: [this.registry],
+      collect() {
+        this.set(stats().buffered);
+      },
+    });
+  }
+
   private source(name: SourceName, res: SourceResult<unknown> | undefined): void {
     if (res === undefined) return;
     const code: 'ok' | ErrorCode = res.ok ? 'ok' : res.error.code;
