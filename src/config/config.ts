@@ -44,6 +44,10 @@ export interface Config {
   readonly routeHeader: string | undefined;
   readonly dryRun: boolean;
   readonly grpcReflection: boolean;
+  readonly grpcReceiveTimeoutMs: number;
+  readonly grpcMaxConcurrentStreams: number;
+  readonly grpcMaxConnections: number;
+  readonly grpcMaxConnectionIdleMs: number;
   readonly maxPlugins: number;
   /** 0 = holding off. */
   readonly holdStartingMs: number;
@@ -234,6 +238,10 @@ function validate(raw: RawValues, problems: string[]): Config | undefined {
     routeHeader: get<string | undefined>('route-header'),
     dryRun: get<boolean>('dry-run'),
     grpcReflection: get<boolean>('grpc-reflection'),
+    grpcReceiveTimeoutMs: get<number>('grpc-receive-timeout'),
+    grpcMaxConcurrentStreams: get<number>('grpc-max-concurrent-streams'),
+    grpcMaxConnections: get<number>('grpc-max-connections'),
+    grpcMaxConnectionIdleMs: get<number>('grpc-max-connection-idle'),
     maxPlugins: get<number>('max-plugins'),
     holdStartingMs: get<number>('hold-starting'),
     maxHeld: get<number>('max-held'),
