@@ -15,6 +15,9 @@ import { HOLD_OUTCOMES, type HoldOutcome } from '../app/hold.js';
 
 export type Face = 'grpc' | 'http';
 
+/** Where background work runs: the label set of plugin_gate_background_errors_total. */
+export type BackgroundSource = 'poller' | 'discovery' | 'tracker' | 'ticker';
+
 export class GateMetrics {
   readonly registry = new client.Registry();
   private readonly decisionChildren = new Map<string, client.Counter.Internal>();
@@ -22,6 +25,7 @@ export class GateMetrics {
   private readonly polls: client.Counter;
   private readonly pollChildren = new Map<string, client.Counter.Internal>();
   private readonly discoveryErrors: client.Counter;
+  private readonly backgroundErrors: client.Counter<'source' | 'code'>;
   private readonly logSuppressed: client.Counter;
   private readonly holdOutcomes = new Map<HoldOutcome, client.Counter.Internal>();
   private readonly holdWait: client.Histogram;
@@ -82,6 +86,12 @@ export class GateMetrics {
       collect() {
         this.set(held());
       },
+    });
+    this.backgroundErrors = new client.Counter({
+      name: 'plugin_gate_background_errors_total',
+      help: 'Failures of background work that were caught and survived, by where (poller, discovery, tracker, ticker) and error code.',
+      labelNames: ['source', 'code'],
+      registers: [this.registry],
     });
     this.discoveryErrors = new client.Counter({
       name: 'plugin_gate_discovery_errors_total',
@@ -184,6 +194,11 @@ export class GateMetrics {
 
   discoveryError(): void {
     this.discoveryErrors.inc();
+  }
+
+  /** A failure of background work (see BackgroundErrors), by where it happened and its code: both bounded sets. */
+  backgroundError(source: BackgroundSource, code: ErrorCode): void {
+    this.backgroundErrors.inc({ source, code });
   }
 
   /**

@@ -8,7 +8,7 @@
  * soon as it is passed. Every failure leaves as a GateError with a status_* code.
  */
 import { Agent, request } from 'undici';
-import { GateError, type ErrorCode } from '../core/errors.js';
+import { GateError } from '../core/errors.js';
 
 export interface StatusHttpOptions {
   /** Upper bound of connect, headers and body phases; the per-request deadline is usually shorter. */
@@ -186,15 +186,9 @@ function redirectTarget(from: URL, location: string | string[] | undefined): URL
   return next.origin === from.origin ? next : undefined;
 }
 
+/** Our own deadline or abort says what happened better than the error it caused; anything else is mapped in GateError.from. */
 function mapError(err: unknown, timedOut: boolean, aborted: boolean, timeoutMs: number): GateError {
   if (timedOut) return new GateError('status_timeout', `no complete answer within ${timeoutMs}ms`, { cause: err });
   if (aborted) return new GateError('status_timeout', 'read aborted', { cause: err });
-  if (err instanceof GateError) return err;
-  const { code, name } = typeof err === 'object' && err !== null ? (err as { code?: unknown; name?: unknown }) : {};
-  // llhttp parse errors: whatever answered is not speaking HTTP.
-  if (name === 'HTTPParserError' || (typeof code === 'string' && code.startsWith('HPE_'))) {
-    return new GateError('status_unparseable', `answer is not HTTP: ${(err as Error).message}`, { cause: err });
-  }
-  const fallback: ErrorCode = 'status_unreachable';
-  return GateError.from(err, fallback);
+  return GateError.from(err, 'status_unreachable');
 }
