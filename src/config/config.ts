@@ -7,8 +7,9 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { formatHostPort, parseHostPort, type HostPort } from '../core/address.js';
 import { GateError } from '../core/errors.js';
+import { isPluginId } from '../core/plugin-id.js';
 import { tlsFileProblems } from '../tls/files.js';
-import { OPTIONS, OPTION_KEYS, fieldOf, isListKind, type ConfigOf, type OptionKind, type OptionSpec } from './options.js';
+import { OPTIONS, fieldOf, isListKind, type ConfigOf, type OptionKind, type OptionSpec } from './options.js';
 import { relationProblems } from './relations.js';
 
 /** The validated configuration: one field per row of the option table (see `ConfigOf`). */
@@ -40,24 +41,7 @@ const CONFIG_FILE_ENV = 'PLUGIN_GATE_CONFIG';
 /** Merge the layers and validate; throws GateError config_invalid listing every problem, one line each. */
 export function loadConfig(sources: Sources): Config {
   const problems: string[] = [];
-  const merged: RawValues = {};
-  for (const o of OPTIONS) if (o.default !== undefined) merged[o.key] = o.default;
-
-  if (sources.file !== undefined) Object.assign(merged, readFileLayer(sources.file, problems));
-  const envNames = new Set<string>([CONFIG_FILE_ENV]);
-  for (const o of OPTIONS) {
-    envNames.add(envName(o.key));
-    const v = sources.env[envName(o.key)];
-    if (v !== undefined) merged[o.key] = v;
-  }
-  // A misspelt variable is as wrong as a misspelt key: silently ignoring it would run with the default.
-  for (const name of Object.keys(sources.env).sort()) {
-    if (name.startsWith('PLUGIN_GATE_') && !envNames.has(name)) problems.push(unknownEnvProblem(name));
-  }
-  for (const [k, v] of Object.entries(sources.flags)) {
-    if (!OPTION_KEYS.has(k)) problems.push(`--${k}: unknown option (see --help)`);
-    else merged[k] = v;
-  }
+  const merged = mergeLayers(OPTIONS, sources, problems);
   const config = validate(merged, problems);
   if (config !== undefined) problems.push(...relationProblems(config));
   // The TLS files are read and checked here (not in validate, which stays pure)
@@ -69,13 +53,48 @@ export function loadConfig(sources: Sources): Config {
   return config;
 }
 
+/** The problem with a PLUGIN_GATE_* variable that names no option (the line starts with the name). */
 function unknownEnvProblem(name: string): string {
   // Kubernetes Service links name variables after Services: a Service called plugin-gate yields these.
   const serviceLink = /_(SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT(_\d+_(TCP|UDP|SCTP)(_\w+)?)?)$/.test(name);
-  return `${name}: unknown environment variable, no option is named so (see --help)${serviceLink ? '; it looks like a Kubernetes Service link: set enableServiceLinks: false on the pod' : ''}`;
+  return `unknown environment variable, no option is named so (see --help)${serviceLink ? '; it looks like a Kubernetes Service link: set enableServiceLinks: false on the pod' : ''}`;
 }
 
-function readFileLayer(path: string, problems: string[]): RawValues {
+/**
+ * Why a key outside `table` was given, when the command knows it (a gate
+ * option given to `plugin-gate probe`); undefined means simply unknown.
+ */
+export type ForeignKey = (key: string) => string | undefined;
+
+/**
+ * Defaults, then file, then environment, then flags, for the options of one
+ * command's table. Keys outside the table are problems; `foreign` may say why.
+ */
+export function mergeLayers(table: readonly OptionSpec[], sources: Sources, problems: string[], foreign: ForeignKey = () => undefined): RawValues {
+  const keys: ReadonlySet<string> = new Set(table.map((o) => o.key));
+  const merged: RawValues = {};
+  for (const o of table) if (o.default !== undefined) merged[o.key] = o.default;
+
+  if (sources.file !== undefined) Object.assign(merged, readFileLayer(sources.file, problems, keys, foreign));
+  for (const o of table) {
+    const v = sources.env[envName(o.key)];
+    if (v !== undefined) merged[o.key] = v;
+  }
+  // A misspelt variable is as wrong as a misspelt key: silently ignoring it would run with the default.
+  for (const k of Object.keys(sources.env).sort()) {
+    if (!k.startsWith('PLUGIN_GATE_') || k === CONFIG_FILE_ENV) continue;
+    const key = k.slice('PLUGIN_GATE_'.length).toLowerCase().replace(/_/g, '-');
+    if (keys.has(key) && envName(key) === k) continue;
+    problems.push(`${k}: ${foreign(key) ?? unknownEnvProblem(k)}`);
+  }
+  for (const [k, v] of Object.entries(sources.flags)) {
+    if (keys.has(k)) merged[k] = v;
+    else problems.push(`--${k}: ${foreign(k) ?? 'unknown option (see --help)'}`);
+  }
+  return merged;
+}
+
+function readFileLayer(path: string, problems: string[], keys: ReadonlySet<string>, foreign: ForeignKey): RawValues {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -97,8 +116,8 @@ function readFileLayer(path: string, problems: string[]): RawValues {
   }
   const out: RawValues = {};
   for (const [k, v] of Object.entries(doc as Record<string, unknown>)) {
-    if (!OPTION_KEYS.has(k)) {
-      problems.push(`${k}: unknown key in ${path} (see --help)`);
+    if (!keys.has(k)) {
+      problems.push(`${k}: ${foreign(k) ?? `unknown key in ${path} (see --help)`}`);
       continue;
     }
     if (Array.isArray(v)) out[k] = v.map(String).join(',');
@@ -108,29 +127,13 @@ function readFileLayer(path: string, problems: string[]): RawValues {
   return out;
 }
 
-type Parsed = string | number | boolean | HostPort | readonly string[] | undefined;
-
-/** Every row's value, by key: the raw value parsed by its kind; a bad one is one problem line. */
-function parseAll(raw: RawValues, problems: string[]): Map<string, Parsed> {
-  const v = new Map<string, Parsed>();
-  for (const o of OPTIONS) {
-    const value = raw[o.key];
-    if (value === undefined) {
-      v.set(o.key, undefined);
-      continue;
-    }
-    const r = parseValue(o, value);
-    if (typeof r === 'object' && r !== null && 'problem' in r) problems.push(`${o.key}: ${JSON.stringify(value)} ${r.problem}`);
-    else v.set(o.key, r);
-  }
-  return v;
-}
+export type Parsed = string | number | boolean | HostPort | readonly string[] | undefined;
 
 /** The Config object of parsed values: one field per row, lists never undefined. */
-function build(v: ReadonlyMap<string, Parsed>): Config {
+function build(get: <T extends Parsed>(k: string) => T): Config {
   const out: Record<string, Parsed> = {};
   for (const o of OPTIONS) {
-    const value = v.get(o.key);
+    const value = get(o.key);
     out[fieldOf(o)] = value === undefined && isListKind(o.kind) ? [] : value;
   }
   // The one cast of this module: the loop above fills exactly the fields ConfigOf derives from the same table.
@@ -138,8 +141,7 @@ function build(v: ReadonlyMap<string, Parsed>): Config {
 }
 
 function validate(raw: RawValues, problems: string[]): Config | undefined {
-  const v = parseAll(raw, problems);
-  const get = <T extends Parsed>(k: string): T => v.get(k) as T;
+  const get = parseAll(OPTIONS, raw, problems);
 
   const discovery = get<'static' | 'dns'>('discovery');
   const targets = get<readonly string[] | undefined>('targets') ?? [];
@@ -149,20 +151,7 @@ function validate(raw: RawValues, problems: string[]): Config | undefined {
   if (discovery === 'dns' && raw['dns-name'] === undefined) {
     problems.push('dns-name: (unset) is required with discovery=dns: host:port of a headless Service');
   }
-  const startupGrace = get<number>('startup-grace');
-  const startupMax = get<number>('startup-max');
-  if (startupGrace !== undefined && startupMax !== undefined && startupGrace > startupMax) {
-    problems.push(`startup-grace: ${raw['startup-grace']} must not exceed startup-max (${raw['startup-max']})`);
-  }
-  const pollTimeout = get<number>('poll-timeout');
-  const pollInterval = get<number>('poll-interval');
-  if (pollTimeout !== undefined && pollInterval !== undefined && pollTimeout > pollInterval * 5) {
-    problems.push(`poll-timeout: ${raw['poll-timeout']} must be at most five poll intervals (${raw['poll-interval']})`);
-  }
-  const sources = get<readonly string[]>('sources');
-  if (sources !== undefined && !sources.includes('metrics')) {
-    problems.push(`sources: ${JSON.stringify(raw['sources'])} must include metrics: it is the only per-plugin source (health-check and ready-check add to it)`);
-  }
+  problems.push(...pollingProblems(raw, get));
   const tlsSet = (k: string): boolean => raw[k] !== undefined;
   if (tlsSet('tls-cert') && !tlsSet('tls-key')) problems.push(`tls-key: (unset) is required with tls-cert: the certificate's PEM private key`);
   if (tlsSet('tls-key') && !tlsSet('tls-cert')) problems.push(`tls-key: ${JSON.stringify(raw['tls-key'])} needs tls-cert, the certificate it belongs to`);
@@ -170,10 +159,49 @@ function validate(raw: RawValues, problems: string[]): Config | undefined {
     problems.push(`tls-client-ca: ${JSON.stringify(raw['tls-client-ca'])} needs tls-cert and tls-key: mutual TLS needs the gate's own certificate`);
   }
   if (problems.length > 0) return undefined;
-  return build(v);
+  return build(get);
 }
 
-function parseValue(o: OptionSpec, value: string): Parsed | { problem: string } {
+/**
+ * The rules between the polling and state-rule options, shared by every command
+ * that polls a daemon (the gate and `plugin-gate probe`).
+ */
+export function pollingProblems(raw: RawValues, get: <T extends Parsed>(k: string) => T): string[] {
+  const problems: string[] = [];
+  const startupGrace = get<number | undefined>('startup-grace');
+  const startupMax = get<number | undefined>('startup-max');
+  if (startupGrace !== undefined && startupMax !== undefined && startupGrace > startupMax) {
+    problems.push(`startup-grace: ${raw['startup-grace']} must not exceed startup-max (${raw['startup-max']})`);
+  }
+  const pollTimeout = get<number | undefined>('poll-timeout');
+  const pollInterval = get<number | undefined>('poll-interval');
+  if (pollTimeout !== undefined && pollInterval !== undefined && pollTimeout > pollInterval * 5) {
+    problems.push(`poll-timeout: ${raw['poll-timeout']} must be at most five poll intervals (${raw['poll-interval']})`);
+  }
+  const sources = get<readonly string[] | undefined>('sources');
+  if (sources !== undefined && !sources.includes('metrics')) {
+    problems.push(`sources: ${JSON.stringify(raw['sources'])} must include metrics: it is the only per-plugin source (health-check and ready-check add to it)`);
+  }
+  return problems;
+}
+
+/**
+ * Parses every option of `table` present in `raw` by its kind; a bad value is
+ * one problem naming the key, the value and what is allowed.
+ */
+export function parseAll(table: readonly OptionSpec[], raw: RawValues, problems: string[]): <T extends Parsed>(k: string) => T {
+  const v = new Map<string, Parsed>();
+  for (const o of table) {
+    const value = raw[o.key];
+    if (value === undefined) continue;
+    const r = parseValue(o, value);
+    if (typeof r === 'object' && r !== null && 'problem' in r) problems.push(`${o.key}: ${JSON.stringify(value)} ${r.problem}`);
+    else v.set(o.key, r);
+  }
+  return <T extends Parsed>(k: string): T => v.get(k) as T;
+}
+
+export function parseValue(o: OptionSpec, value: string): Parsed | { problem: string } {
   const kind: OptionKind = o.kind;
   const s = value.trim();
   switch (kind.type) {
@@ -221,6 +249,15 @@ function parseValue(o: OptionSpec, value: string): Parsed | { problem: string } 
     }
     case 'header-name':
       return /^[a-z0-9!#$%&'*+.^_`|~-]{1,128}$/i.test(s) && !s.startsWith(':') ? s.toLowerCase() : { problem: 'must be an HTTP header name' };
+    case 'plugin-list': {
+      const parts = s.split(',').map((p) => p.trim()).filter((p) => p !== '');
+      const bad = parts.filter((p) => !isPluginId(p));
+      return bad.length > 0 ? { problem: `has entries that are not plugin ids (author/name): ${bad.join(', ')}` } : [...new Set(parts)];
+    }
+    case 'fraction': {
+      const n = /^(0(\.\d+)?|1(\.0+)?|\.\d+)$/.test(s) ? Number(s) : NaN;
+      return Number.isFinite(n) && n >= 0 && n <= 1 ? n : { problem: 'must be a number from 0 to 1, e.g. 0.9' };
+    }
     case 'header-list': {
       const parts = s.split(',').map((p) => p.trim().toLowerCase()).filter((p) => p !== '');
       const bad = parts.filter((p) => !/^[a-z0-9!#$%&'*+.^_`|~-]{1,128}$/.test(p));
@@ -247,16 +284,24 @@ function fmtMs(ms: number): string {
 
 /** `--help` text, generated from the option table. */
 export function helpText(): string {
-  const lines = [
+  return helpFor(OPTIONS, [
     'plugin-gate: traffic gate for Dify plugin-daemon fleets (Envoy ext_authz + HTTP forward-auth)',
     '',
     'usage: plugin-gate [--config FILE] [--OPTION VALUE ...] [--check-config] [--help] [--version]',
+    '       plugin-gate probe --target IP:port [...]   (pod readiness sidecar: plugin-gate probe --help)',
+  ]);
+}
+
+/** Help for one command: its intro lines, the layering rule, then every option of its table. */
+export function helpFor(table: readonly OptionSpec[], intro: readonly string[]): string {
+  const lines = [
+    ...intro,
     '',
     'Every option is also PLUGIN_GATE_<OPTION> in the environment and <option>: in the YAML file.',
     'Flags beat environment beat file beat defaults. Durations: 250ms, 2s, 5m, 1h.',
     '',
   ];
-  for (const o of OPTIONS) {
+  for (const o of table) {
     const def = o.default === undefined ? '(unset)' : o.default === '' ? '""' : o.default;
     lines.push(`  --${o.key.padEnd(22)} ${o.help}`);
     lines.push(`  ${''.padEnd(24)} default: ${def}   env: ${envName(o.key)}`);
@@ -279,7 +324,7 @@ export const DEFAULTS: Config = (() => {
   const raw: RawValues = {};
   for (const o of OPTIONS) if (o.default !== undefined) raw[o.key] = o.default;
   const problems: string[] = [];
-  const config = build(parseAll(raw, problems));
+  const config = build(parseAll(OPTIONS, raw, problems));
   if (problems.length > 0) throw new GateError('internal', `option table defaults do not parse: ${problems.join('; ')}`);
   return config;
 })();

@@ -27,7 +27,9 @@ export type OptionKind =
   | { readonly type: 'enum-list'; readonly values: readonly string[] }
   | { readonly type: 'header-name' }
   | { readonly type: 'header-list' }
-  | { readonly type: 'path' };
+  | { readonly type: 'path' }
+  | { readonly type: 'plugin-list' }
+  | { readonly type: 'fraction' };
 
 export interface OptionSpec {
   readonly key: string;
@@ -116,7 +118,7 @@ type UnitOf<K extends OptionKind> = K extends { type: 'duration' } ? 'Ms' : K ex
 export type FieldOf<O extends OptionSpec> = `${Camel<O['key']>}${UnitOf<O['kind']>}`;
 
 /** The value a kind parses to (a kind without a case here fails to compile, on purpose). */
-type KindValue<K extends OptionKind> = K extends { type: 'duration' | 'int' | 'percent' }
+type KindValue<K extends OptionKind> = K extends { type: 'duration' | 'int' | 'percent' | 'fraction' }
   ? number
   : K extends { type: 'bool' }
     ? boolean
@@ -126,13 +128,13 @@ type KindValue<K extends OptionKind> = K extends { type: 'duration' | 'int' | 'p
         ? V
         : K extends { type: 'enum-list'; values: readonly (infer V)[] }
           ? readonly V[]
-          : K extends { type: 'address-list' | 'header-list' }
+          : K extends { type: 'address-list' | 'header-list' | 'plugin-list' }
             ? readonly string[]
             : K extends { type: 'string' | 'path' | 'header-name' }
               ? string
               : never;
 
-type IsList<K extends OptionKind> = K extends { type: 'address-list' | 'enum-list' | 'header-list' } ? true : false;
+type IsList<K extends OptionKind> = K extends { type: 'address-list' | 'enum-list' | 'header-list' | 'plugin-list' } ? true : false;
 
 type ValueOf<O extends OptionSpec> =
   IsList<O['kind']> extends true
@@ -154,5 +156,5 @@ export function fieldOf(o: OptionSpec): string {
 
 /** Whether a kind holds a list (unset = empty, never undefined). */
 export function isListKind(kind: OptionKind): boolean {
-  return kind.type === 'address-list' || kind.type === 'enum-list' || kind.type === 'header-list';
+  return kind.type === 'address-list' || kind.type === 'enum-list' || kind.type === 'header-list' || kind.type === 'plugin-list';
 }
