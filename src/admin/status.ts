@@ -38,7 +38,8 @@ export function statusDocument(snap: FleetSnapshot, now: number, draining: boole
   };
 }
 
-function podJson(p: PodView, now: number, droppedPlugins: number): unknown {
+/** One pod as JSON: shared by the gate's /status and the probe's. `droppedPlugins`: its plugins past max-plugins, not indexed. */
+export function podJson(p: PodView, now: number, droppedPlugins = 0): unknown {
   const plugins: Record<string, unknown> = {};
   for (const [id, s] of [...p.plugins].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
     plugins[id] = { state: s.state, why: s.why, gauge: s.gauge ?? null, failed_launches: s.failedLaunches, restarts: s.restarts };

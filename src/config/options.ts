@@ -16,7 +16,9 @@ export type OptionKind =
   | { readonly type: 'enum-list'; readonly values: readonly string[] }
   | { readonly type: 'header-name' }
   | { readonly type: 'header-list' }
-  | { readonly type: 'path' };
+  | { readonly type: 'path' }
+  | { readonly type: 'plugin-list' }
+  | { readonly type: 'fraction' };
 
 export interface OptionSpec {
   readonly key: string;
