@@ -84,6 +84,7 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
     // Held requests (hold-starting) whose plugin is now ready are answered from the new snapshot.
     service.snapshotChanged();
   });
+  tracker.onSnapshot(droppedPluginsLog(logger, config.maxPlugins));
 
   // Idle status connections outlive the poll interval, so every pod keeps one open between polls:
   // its close is how a pod's exit is seen within milliseconds (see connectionLost below).
@@ -229,6 +230,30 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
     },
   };
   return gate;
+}
+
+/** One warning when a pod starts having plugins past max-plugins, one line when it stops: never per snapshot. */
+function droppedPluginsLog(logger: Logger, maxPlugins: number): (snap: FleetSnapshot) => void {
+  const told = new Set<string>();
+  return (snap) => {
+    const dropping = new Set<string>();
+    for (const view of snap.pods.values()) {
+      const dropped = snap.droppedPlugins.get(view.address) ?? 0;
+      if (dropped === 0 && view.droppedSeries === 0) continue;
+      dropping.add(view.address);
+      if (told.has(view.address)) continue;
+      told.add(view.address);
+      logger.warn(
+        { pod: view.address, dropped, dropped_series: view.droppedSeries, max_plugins: maxPlugins },
+        'plugins past max-plugins on this pod are not tracked (decided as unknown); see /status',
+      );
+    }
+    for (const pod of told) {
+      if (dropping.has(pod)) continue;
+      told.delete(pod);
+      logger.info({ pod }, 'all plugins of this pod are tracked again');
+    }
+  };
 }
 
 function logChanges(logger: Logger, changes: readonly FleetChange[]): void {

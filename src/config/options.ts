@@ -80,7 +80,7 @@ export const OPTIONS = [
   { key: 'grpc-max-concurrent-streams', kind: { type: 'int', min: 1, max: 100_000 }, default: '1000', help: 'HTTP/2 streams (calls) open at once on one gRPC connection' },
   { key: 'grpc-max-connections', kind: { type: 'int', min: 1, max: 1_000_000 }, default: '1000', help: 'gRPC connections open at once; the listener refuses more' },
   { key: 'grpc-max-connection-idle', kind: ms(1000, 86_400_000), default: '65m', help: "a gRPC connection with no call for this long is closed with a GOAWAY (longer than Envoy's 1 h upstream idle timeout, so Envoy closes first)" },
-  { key: 'max-plugins', kind: { type: 'int', min: 1, max: 100_000 }, default: '2000', help: 'most plugins tracked (and labelled in metrics); more are counted but not labelled' },
+  { key: 'max-plugins', kind: { type: 'int', min: 1, max: 100_000 }, default: '2000', help: 'most plugins tracked (and labelled in metrics) and read from one pod; past it, plugins running somewhere go first and pods take turns; the rest are counted per pod in /status' },
   { key: 'hold-starting', kind: ms(0, 600_000), default: '0s', help: 'hold a plugin request that would be denied plugin_starting or gate_not_ready up to this long, and route it once the plugin is ready (0 = off: deny at once)' },
   { key: 'max-held', kind: { type: 'int', min: 0, max: 1_000_000 }, default: '10000', help: 'most requests held at once (hold-starting); past it a request is denied at once and counted as shed' },
 
