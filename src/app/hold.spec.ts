@@ -6,6 +6,8 @@ import { ManualScheduler } from '../../test/support/manual-scheduler.js';
 import { FleetTracker } from '../fleet/tracker.js';
 import { metrics, okReport, OLD, T0, trackerDefaults } from '../../test/support/fleet.js';
 import type { GateRequest } from '../decide/types.js';
+import { Writable } from 'node:stream';
+import { createLogger } from '../observe/logger.js';
 
 const A = '10.0.0.1:5002';
 const B = '10.0.0.2:5002';
@@ -50,7 +52,7 @@ describe('HoldQueue', () => {
 });
 
 describe('GateService holding', () => {
-  function setup(pods: string[], flags: { maxHeld?: number } = {}) {
+  function setup(pods: string[], flags: { maxHeld?: number; lines?: Record<string, unknown>[] } = {}) {
     const sched = new ManualScheduler(T0);
     const tracker = new FleetTracker(trackerDefaults, sched);
     tracker.setPods(pods);
@@ -63,7 +65,21 @@ describe('GateService holding', () => {
       holdStartingMs: 30_000,
       maxHeld: flags.maxHeld ?? 10_000,
     };
-    const service = new GateService(() => tracker.snapshot(), cfg, sched, undefined, undefined);
+    const lines = flags.lines;
+    const log =
+      lines === undefined
+        ? undefined
+        : createLogger(
+            'info',
+            [],
+            new Writable({
+              write(chunk: Buffer, _enc, cb) {
+                for (const l of chunk.toString().split('\n')) if (l !== '') lines.push(JSON.parse(l) as Record<string, unknown>);
+                cb();
+              },
+            }),
+          );
+    const service = new GateService(() => tracker.snapshot(), { ...cfg, decisionLog: 'all' as const }, sched, undefined, log);
     return { sched, tracker, service };
   }
   const starting = metrics({ 'x/p': { g: 0.5 } }, OLD);
@@ -75,7 +91,7 @@ describe('GateService holding', () => {
     assert.equal(tracker.snapshot().complete, false);
     const answers: CheckResult[] = [];
     for (let i = 0; i < 6; i++) {
-      const r = service.checkOrHold(req('x/p'), 'grpc', undefined, (a) => answers.push(a));
+      const r = service.checkOrHold!(req('x/p'), 'grpc', undefined, (a) => answers.push(a));
       assert.ok('held' in r, 'held while the gate is not ready');
     }
     tracker.ingest(okReport(B, T0, ready));
@@ -93,7 +109,7 @@ describe('GateService holding', () => {
     const { tracker, service } = setup([A]);
     tracker.ingest(okReport(A, T0, starting));
     const order: number[] = [];
-    for (let i = 0; i < 1_000; i++) service.checkOrHold(req('x/p'), 'http', undefined, () => order.push(i));
+    for (let i = 0; i < 1_000; i++) service.checkOrHold!(req('x/p'), 'http', undefined, () => order.push(i));
     assert.equal(service.heldCount(), 1_000);
     tracker.ingest(okReport(A, T0, ready));
     service.snapshotChanged();
@@ -108,7 +124,7 @@ describe('GateService holding', () => {
     const { tracker, service } = setup([A]);
     tracker.ingest(okReport(A, T0, starting));
     let answered = 0;
-    service.checkOrHold(req('x/p'), 'grpc', undefined, () => answered++);
+    service.checkOrHold!(req('x/p'), 'grpc', undefined, () => answered++);
     tracker.ingest(okReport(A, T0 + 1, starting));
     service.snapshotChanged();
     assert.equal(answered, 0);
@@ -116,7 +132,26 @@ describe('GateService holding', () => {
 
     const none = setup([A], { maxHeld: 0 });
     none.tracker.ingest(okReport(A, T0, starting));
-    const r = none.service.checkOrHold(req('x/p'), 'grpc', undefined, () => undefined);
+    const r = none.service.checkOrHold!(req('x/p'), 'grpc', undefined, () => undefined);
     assert.ok(!('held' in r) && r.decision.reason === 'plugin_starting');
+  });
+
+  it('the decision log carries the wait of a held request, released or expired', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const { sched, tracker, service } = setup([A], { lines });
+    tracker.ingest(okReport(A, T0, metrics({ 'x/p': { g: 0.5 }, 'x/q': { g: 0.5 } }, OLD)));
+    service.checkOrHold!(req('x/p'), 'grpc', undefined, () => undefined);
+    service.checkOrHold!(req('x/q'), 'http', 10_500, () => undefined);
+    sched.advance(4_000);
+    tracker.ingest(okReport(A, sched.now(), metrics({ 'x/p': { g: 1 }, 'x/q': { g: 0.5 } }, OLD)));
+    service.snapshotChanged();
+    sched.advance(6_000);
+    await new Promise((r) => setTimeout(r, 50)); // pino writes asynchronously
+    const byPlugin = new Map(lines.filter((l) => l['msg'] === 'decision').map((l) => [l['plugin_id'], l]));
+    assert.equal(byPlugin.get('x/p')?.['reason'], 'plugin_ready_after_hold');
+    assert.equal(byPlugin.get('x/p')?.['held_ms'], 4_000);
+    assert.equal(byPlugin.get('x/p')?.['upstream'], A);
+    assert.equal(byPlugin.get('x/q')?.['reason'], 'plugin_starting');
+    assert.equal(byPlugin.get('x/q')?.['held_ms'], 10_000, 'the caller waits 10.5 s: answered 500 ms before');
   });
 });

@@ -87,6 +87,12 @@ export class GateService {
   /** Undefined while hold-starting is off. */
   private readonly holds: HoldQueue<HeldRequest> | undefined;
   private releaseQueued = false;
+  /**
+   * check, or hold the request when its plugin is still starting (see
+   * holdOrCheck). Undefined while hold-starting is off, so the fronts call
+   * plain check() and their path is exactly what it is without holding.
+   */
+  readonly checkOrHold: ((req: GateRequest, face: Face, callerWaitMs: number | undefined, answer: (r: CheckResult) => void) => CheckResult | Held) | undefined;
 
   constructor(
     private readonly snapshot: () => FleetSnapshot,
@@ -99,6 +105,7 @@ export class GateService {
     this.logTokens = cfg.decisionLogRate ?? 0;
     this.logRefilledAt = clock.now();
     this.holds = (cfg.holdStartingMs ?? 0) > 0 ? new HoldQueue<HeldRequest>(clock, (w) => this.endWait(w, 'expired')) : undefined;
+    this.checkOrHold = this.holds === undefined ? undefined : (req, face, callerWaitMs, answer) => this.holdOrCheck(req, face, callerWaitMs, answer);
   }
 
   check(req: GateRequest, face: Face): CheckResult {
@@ -115,7 +122,7 @@ export class GateService {
    * snapshot shows its plugin ready (routed there, plugin_ready_after_hold),
    * when its plugin stops being worth waiting for, at expiry, or at drain.
    */
-  checkOrHold(req: GateRequest, face: Face, callerWaitMs: number | undefined, answer: (r: CheckResult) => void): CheckResult | Held {
+  private holdOrCheck(req: GateRequest, face: Face, callerWaitMs: number | undefined, answer: (r: CheckResult) => void): CheckResult | Held {
     const t0 = process.hrtime.bigint();
     const seq = this.nextSeq();
     const now = this.clock.now();
