@@ -79,11 +79,9 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
   const service = new GateService(() => tracker.snapshot(), config, scheduler, metrics, config.decisionLog === 'none' ? undefined : logger);
   metrics.heldRequests(() => service.heldCount());
 
-  tracker.onSnapshot((_snap, changes) => {
-    logChanges(logger, changes);
-    // Held requests (hold-starting) whose plugin is now ready are answered from the new snapshot.
-    service.snapshotChanged();
-  });
+  tracker.onSnapshot((_snap, changes) => logChanges(logger, changes));
+  // Held requests (hold-starting) whose plugin is now ready are answered from the new snapshot.
+  tracker.onSnapshot(() => service.snapshotChanged());
   tracker.onSnapshot(droppedPluginsLog(logger, config.maxPlugins));
 
   // Idle status connections outlive the poll interval, so every pod keeps one open between polls:
