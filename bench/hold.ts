@@ -228,7 +228,6 @@ async function costWhileHolding(ctx: BenchContext): Promise<void> {
     const target = { bench: BENCH, pid: gate.child.pid, url: `http://127.0.0.1:${gate.grpcPort}${CHECK_PATH}`, headers: GRPC_HEADERS, dataFile };
     const step = { rate, clients: 8, streams: 100 };
 
-    const idle: StepResult = await loadStep(ctx, target, { ...step, name: `open ${rate / 1000}k/s, 0 held` }, durationS, 1);
     // Heap in use, the least of a few scrapes a little apart: garbage not yet collected only ever adds.
     const heapUsed = async (): Promise<number> => {
       let least = Infinity;
@@ -239,34 +238,49 @@ async function costWhileHolding(ctx: BenchContext): Promise<void> {
       }
       return least;
     };
+    const heldReq = dispatchCheckRequest({ pluginId: HELD });
+    const heldNow = async (): Promise<number> => Number(/^plugin_gate_held_requests (\d+)/m.exec(await adminText(gate!.adminPort, '/metrics'))?.[1] ?? NaN);
+    /** Holds `held` Checks, each client on its own connection; returns once the gate holds them all. */
+    const holdAll = async (): Promise<{ drop(): Promise<void> }> => {
+      const mine: CheckClient[] = [];
+      const pending: Promise<unknown>[] = [];
+      for (let i = 0; i < held; i++) {
+        if (i % PER_CONNECTION === 0) mine.push(checkClient(gate!.grpcPort, { 'grpc.use_local_subchannel_pool': 1 }));
+        pending.push(check(mine.at(-1)!, heldReq, 15 * 60_000));
+      }
+      clients.push(...mine);
+      for (let deadline = Date.now() + 30_000; (await heldNow()) < held; ) {
+        if (Date.now() > deadline) throw new Error(`only ${await heldNow()} of ${held} Checks held after 30 s`);
+        await sleep(200);
+      }
+      return {
+        // Callers gone: the gate drops them at once.
+        async drop() {
+          for (const c of mine) c.close();
+          await Promise.allSettled(pending);
+          for (let deadline = Date.now() + 30_000; (await heldNow()) > 0; ) {
+            if (Date.now() > deadline) throw new Error(`${await heldNow()} Checks still held 30 s after their callers left`);
+            await sleep(200);
+          }
+        },
+      };
+    };
+
+    // Memory first, before any load step: the garbage of 10 000 answered Checks would drown the held ones.
     const rssBefore = rss(gate.child.pid).rss;
     const heapBefore = await heapUsed();
-
-    const heldReq = dispatchCheckRequest({ pluginId: HELD });
-    const pending: Promise<unknown>[] = [];
-    for (let i = 0; i < held; i++) {
-      if (i % PER_CONNECTION === 0) clients.push(checkClient(gate.grpcPort, { 'grpc.use_local_subchannel_pool': 1 }));
-      pending.push(check(clients.at(-1)!, heldReq, 15 * 60_000));
-    }
-    const heldNow = async (): Promise<number> => Number(/^plugin_gate_held_requests (\d+)/m.exec(await adminText(gate!.adminPort, '/metrics'))?.[1] ?? NaN);
-    for (let deadline = Date.now() + 30_000; (await heldNow()) < held; ) {
-      if (Date.now() > deadline) throw new Error(`only ${await heldNow()} of ${held} Checks held after 30 s`);
-      await sleep(200);
-    }
+    let round = await holdAll();
     const rssHeld = rss(gate.child.pid).rss;
     const heapHeld = await heapUsed();
+    await round.drop();
+
+    const idle: StepResult = await loadStep(ctx, target, { ...step, name: `open ${rate / 1000}k/s, 0 held` }, durationS, 1);
+    round = await holdAll();
     const busy: StepResult = await loadStep(ctx, target, { ...step, name: `open ${rate / 1000}k/s, ${held} held` }, durationS, 1);
     const stillHeld = await heldNow();
-
     if (stillHeld !== held) report.problem(BENCH, `${held - stillHeld} held Checks ended during the load step`);
-
-    // Callers gone: the gate drops them at once; then the idle step again, to show the machine's own drift.
-    for (const c of clients.splice(1)) c.close();
-    await Promise.allSettled(pending);
-    for (let deadline = Date.now() + 30_000; (await heldNow()) > 0; ) {
-      if (Date.now() > deadline) throw new Error(`${await heldNow()} Checks still held 30 s after their callers left`);
-      await sleep(200);
-    }
+    await round.drop();
+    // The idle step again: how much the machine itself drifted meanwhile.
     const idleAgain: StepResult = await loadStep(ctx, target, { ...step, name: `open ${rate / 1000}k/s, 0 held again` }, durationS, 1);
 
     const pp = (r: StepResult): string => `${sig(r.h2.latencyUs.p50 / 1000)} / ${sig(r.h2.latencyUs.p99 / 1000)}`;

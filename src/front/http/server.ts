@@ -93,6 +93,8 @@ export async function startHttpFace(opts: HttpFaceOptions): Promise<HttpFace> {
         if ('held' in r) {
           // The gateway closed the connection (its timeout, the client went away): drop the request at once.
           res.once('close', () => r.cancel());
+          // A body nobody reads would keep the request unfinished, and requestTimeout would cut a long hold.
+          req.resume();
           return;
         }
         result = r;
