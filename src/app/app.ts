@@ -31,6 +31,8 @@ export interface GateOptions {
   readonly discovery?: Discovery;
   /** The poll loops' waits, if not on `scheduler` (tests: timers that never fire, so polls happen only on pollNow). */
   readonly pollScheduler?: Scheduler;
+  /** false: ignore pods closing status connections, poll on the interval only (benchmarks compare both). */
+  readonly pollOnClose?: boolean;
 }
 
 export interface RunningGate {
@@ -79,7 +81,9 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
     service.snapshotChanged();
   });
 
-  const http = new StatusHttp({ timeoutMs: config.pollTimeoutMs });
+  // Idle status connections outlive the poll interval, so every pod keeps one open between polls:
+  // its close is how a pod's exit is seen within milliseconds (see connectionLost below).
+  const http = new StatusHttp({ timeoutMs: config.pollTimeoutMs, keepAliveMs: Math.max(30_000, 3 * config.pollIntervalMs) });
   const poller = new Poller({
     read: podReaderFor(config, http, scheduler),
     onReport: (r) => {
@@ -90,6 +94,14 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
     intervalMs: config.pollIntervalMs,
     jitterPercent: config.pollJitterPercent,
     scheduler: opts.pollScheduler ?? scheduler,
+    // A daemon that closes idle keep-alives on its own costs at most one extra poll per half interval.
+    lossPollGapMs: config.pollIntervalMs / 2,
+  });
+  // A pod closed a status connection: poll it now. If its process exited, that poll is refused
+  // and the pod is unreachable at once (README, P2a), instead of after several interval polls.
+  http.onConnectionLost((address) => {
+    metrics.connectionLost();
+    if (opts.pollOnClose !== false) poller.connectionLost(address);
   });
 
   const discovery: Discovery = opts.discovery ?? discoveryFor(config, undefined, scheduler);

@@ -26,6 +26,12 @@ interface PodRecord {
   lastReportAt: number | undefined;
   lastSuccessAt: number | undefined;
   lastError: GateError | undefined;
+  /**
+   * Set when a poll got no answer and some source was refused at connect: nothing
+   * listens, the daemon process is gone. Cleared by the next answer, which is then
+   * a new process (see `newProcess`).
+   */
+  refusedAt: number | undefined;
   metrics: MetricsData | undefined;
   metricsAt: number | undefined;
   ready: ReadyData | undefined;
@@ -122,20 +128,23 @@ export class FleetTracker {
     if (rec === undefined || rec.removedAt !== undefined) return; // a late answer from a pod already gone
     rec.polls += 1;
     rec.lastReportAt = report.at;
+    // A pod that refused connections and answers again runs a new daemon process,
+    // even one that does not publish process_start_time_seconds.
+    if (rec.refusedAt !== undefined && (report.metrics?.ok === true || report.ready?.ok === true || report.health?.ok === true)) {
+      newProcess(rec, report.at);
+    }
     let answered = false;
+    let refused = false;
     let firstError: GateError | undefined;
     const note = (e: GateError): void => {
       firstError ??= e;
+      if (e.code === 'status_refused') refused = true;
     };
     if (report.metrics !== undefined) {
       if (report.metrics.ok) {
         answered = true;
         const m = report.metrics.data;
-        if (rec.metrics !== undefined && m.processStartMs !== rec.metrics.processStartMs) {
-          // A new daemon process: nothing learned about the old one holds.
-          rec.learnedMaxRetries = undefined;
-          rec.series.clear();
-        }
+        if (rec.metrics !== undefined && m.processStartMs !== rec.metrics.processStartMs) newProcess(rec, report.at);
         if (rec.metrics === undefined || m.processStartMs !== rec.metrics.processStartMs) {
           rec.startAheadSeenAt = m.processStartMs !== undefined && m.processStartMs > report.at ? report.at : undefined;
         }
@@ -165,6 +174,9 @@ export class FleetTracker {
       rec.lastSuccessAt = report.at;
     } else {
       rec.consecutiveFailures += 1;
+      // Refused at connect: nothing listens at the address, the process has exited
+      // (a timeout or a reset may be a passing hiccup, so those keep the counting rule).
+      if (refused) rec.refusedAt ??= report.at;
     }
     // Keep the last error even after a partial success: /status shows why a source is failing.
     rec.lastError = firstError;
@@ -404,6 +416,7 @@ function newRecord(address: string, now: number): PodRecord {
     lastReportAt: undefined,
     lastSuccessAt: undefined,
     lastError: undefined,
+    refusedAt: undefined,
     metrics: undefined,
     metricsAt: undefined,
     ready: undefined,
@@ -420,13 +433,34 @@ function newRecord(address: string, now: number): PodRecord {
 }
 
 /**
- * removed: gone from discovery. unreachable: N polls in a row got no answer from
- * any source. stale: no good plugin data (metrics) within the bound, including a
- * pod never read yet. live: otherwise.
+ * The daemon process at this address was replaced (it refused connections and
+ * answers again, or its process_start_time_seconds changed): nothing learned
+ * about the old process holds. Its start time is the new process's, else the
+ * time it answered again, so the start-up rules apply afresh.
  */
-export function podState(rec: Pick<PodRecord, 'removedAt' | 'consecutiveFailures' | 'metricsAt'>, cfg: TrackerConfig, now: number): PodState {
+function newProcess(rec: PodRecord, at: number): void {
+  rec.firstSeenAt = at;
+  rec.refusedAt = undefined;
+  rec.metrics = undefined;
+  rec.metricsAt = undefined;
+  rec.ready = undefined;
+  rec.readyAt = undefined;
+  rec.version = undefined;
+  rec.platform = undefined;
+  rec.learnedMaxRetries = undefined;
+  rec.startAheadSeenAt = undefined;
+  rec.series.clear();
+}
+
+/**
+ * removed: gone from discovery. unreachable: the last poll was refused at
+ * connect (nothing listens), or N polls in a row got no answer from any source.
+ * stale: no good plugin data (metrics) within the bound, including a pod never
+ * read yet. live: otherwise.
+ */
+export function podState(rec: Pick<PodRecord, 'removedAt' | 'consecutiveFailures' | 'metricsAt' | 'refusedAt'>, cfg: TrackerConfig, now: number): PodState {
   if (rec.removedAt !== undefined) return 'removed';
-  if (rec.consecutiveFailures >= cfg.unreachableAfter) return 'unreachable';
+  if (rec.refusedAt !== undefined || rec.consecutiveFailures >= cfg.unreachableAfter) return 'unreachable';
   if (rec.metricsAt === undefined || now - rec.metricsAt > cfg.staleAfterMs) return 'stale';
   return 'live';
 }

@@ -22,6 +22,7 @@ export class GateMetrics {
   private readonly pollCount: PollCounter;
   private readonly discoveryErrors: client.Counter;
   private readonly logSuppressed: client.Counter;
+  private readonly connectionLosses: client.Counter;
   private readonly holdOutcomes = new Map<HoldOutcome, client.Counter.Internal>();
   private readonly holdWait: client.Histogram;
   private heldNow: () => number = () => 0;
@@ -49,6 +50,11 @@ export class GateMetrics {
     this.logSuppressed = new client.Counter({
       name: 'plugin_gate_decision_log_suppressed_total',
       help: 'Decision log lines dropped by decision-log-rate (the decisions themselves are counted above).',
+      registers: [this.registry],
+    });
+    this.connectionLosses = new client.Counter({
+      name: 'plugin_gate_connection_losses_total',
+      help: 'Status connections a daemon pod closed (FIN or RST); each asks for a poll of that pod at once (rate-limited per pod).',
       registers: [this.registry],
     });
     const outcomes = new client.Counter({
@@ -169,6 +175,10 @@ export class GateMetrics {
 
   decisionLogSuppressed(n: number): void {
     this.logSuppressed.inc(n);
+  }
+
+  connectionLost(): void {
+    this.connectionLosses.inc();
   }
 
   discoveryError(): void {

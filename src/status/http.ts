@@ -2,6 +2,12 @@
  * The one HTTP client of the status readers: a keep-alive undici Agent shared
  * by every pod and source, and `getText`, a bounded GET.
  *
+ * The pooled keep-alive connections double as a watch on each pod: the daemon
+ * (Go net/http, no idle timeout) never closes an idle one, so a close from the
+ * pod's side means its process exited (or a proxy in front of it closed the
+ * connection). `onConnectionLost` reports those closes, and only those: closes
+ * of the gate's own making (idle timeout, aborted read, shutdown) are not losses.
+ *
  * Every request is bounded three ways: a total deadline (connect + headers +
  * body + one redirect), the Agent's own per-phase timeouts (undici's defaults
  * are 300 s, far too long for a poll), and a body-size cap that stops reading as
@@ -13,7 +19,10 @@ import { GateError, type ErrorCode } from '../core/errors.js';
 export interface StatusHttpOptions {
   /** Upper bound of connect, headers and body phases; the per-request deadline is usually shorter. */
   readonly timeoutMs: number;
-  /** How long an idle keep-alive socket is kept. Polls come every ~2 s, so a few intervals is enough. */
+  /**
+   * How long an idle keep-alive socket is kept. Longer than the poll interval, so
+   * each pod keeps an open connection between polls (the loss watch needs one).
+   */
   readonly keepAliveMs?: number;
   /** Sockets per pod: one per concurrently read source is enough. */
   readonly connectionsPerPod?: number;
@@ -43,9 +52,13 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 /** A body we only throw away (error page, redirect) is drained up to this much, then the socket is dropped. */
 const DISCARD_LIMIT = 16 * 1024;
 
+/** `address` is the pod's `IP:port` as the readers were given it; `code` says how the connection ended. */
+export type ConnectionLostListener = (address: string, code: ErrorCode) => void;
+
 export class StatusHttp {
   private readonly agent: Agent;
   private closed = false;
+  private readonly lossListeners: ConnectionLostListener[] = [];
 
   constructor(options: StatusHttpOptions) {
     const t = Math.max(1, Math.round(options.timeoutMs));
@@ -59,6 +72,30 @@ export class StatusHttp {
       connections: options.connectionsPerPod ?? 4,
       pipelining: 1,
     });
+    this.agent.on('disconnect', (origin: unknown, _targets: unknown, err: unknown) => this.onDisconnect(origin, err));
+  }
+
+  /**
+   * Calls `listener` whenever a pod closes one of the pooled connections (FIN
+   * or RST). The listener must not throw; it runs inside the socket's close.
+   */
+  onConnectionLost(listener: ConnectionLostListener): void {
+    this.lossListeners.push(listener);
+  }
+
+  private onDisconnect(origin: unknown, err: unknown): void {
+    if (this.closed || this.lossListeners.length === 0) return;
+    const code = closedByPeer(err);
+    if (code === undefined) return;
+    const address = addressOf(origin);
+    if (address === undefined) return;
+    for (const l of this.lossListeners) {
+      try {
+        l(address, code);
+      } catch {
+        // A listener's bug must not break undici's socket bookkeeping.
+      }
+    }
   }
 
   /**
@@ -184,6 +221,33 @@ function redirectTarget(from: URL, location: string | string[] | undefined): URL
     return undefined;
   }
   return next.origin === from.origin ? next : undefined;
+}
+
+/**
+ * How undici reports the end of a socket (the error of its 'disconnect' event):
+ * `other side closed` (UND_ERR_SOCKET) is a FIN from the pod, ECONNRESET/EPIPE
+ * an RST. Everything else is the gate's own doing: UND_ERR_INFO (idle timeout,
+ * `Connection: close` honoured), aborts (a poll timed out or was dropped),
+ * timeouts, a destroyed or closed agent, a parse error. Those are not losses.
+ */
+function closedByPeer(err: unknown): ErrorCode | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const code = (err as { code?: unknown }).code;
+  if (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' || code === 'EPIPE') return 'status_reset';
+  return undefined;
+}
+
+/** undici's origin (a URL) → `host:port` as the readers build URLs from it (`baseUrl`). */
+function addressOf(origin: unknown): string | undefined {
+  let url: URL;
+  try {
+    url = origin instanceof URL ? origin : new URL(String(origin));
+  } catch {
+    return undefined;
+  }
+  // WHATWG URLs drop a default port: put it back (an address always carries one).
+  const port = url.port !== '' ? url.port : url.protocol === 'https:' ? '443' : '80';
+  return `${url.hostname}:${port}`;
 }
 
 function mapError(err: unknown, timedOut: boolean, aborted: boolean, timeoutMs: number): GateError {

@@ -47,7 +47,7 @@ export function okReport(pod: string, at: number, m: MetricsData, ready?: ReadyD
   };
 }
 
-export function failReport(pod: string, at: number, code: 'status_timeout' | 'status_refused' = 'status_refused'): PodReport {
+export function failReport(pod: string, at: number, code: 'status_timeout' | 'status_refused' | 'status_reset' = 'status_refused'): PodReport {
   const error = new GateError(code, code);
   return { pod, at, metrics: { ok: false, error, latencyMs: 1 }, health: { ok: false, error, latencyMs: 1 } };
 }
