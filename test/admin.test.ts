@@ -68,3 +68,22 @@ describe('drain on shutdown', () => {
     }
   });
 });
+
+describe('background failures', () => {
+  it('are logged and counted by where they happened, and the gate keeps serving', async () => {
+    const h = await startHarness({ pods: 1, plugins: [{ id: 'a/one', launchMs: 0 }] });
+    try {
+      await h.gate.whenReady();
+      h.gate.tracker.onSnapshot(() => {
+        throw new Error('a listener bug');
+      });
+      await h.poll();
+      const text = await (await fetch(`http://127.0.0.1:${h.gate.adminPort}/metrics`)).text();
+      const m = /^plugin_gate_background_errors_total\{source="tracker",code="internal"\} (\d+)$/m.exec(text);
+      assert.ok(m !== null && Number(m[1]) >= 1, text.split('\n').filter((l) => l.includes('background')).join('\n'));
+      assert.equal((await fetch(`http://127.0.0.1:${h.gate.adminPort}/readyz`)).status, 200);
+    } finally {
+      await h.close();
+    }
+  });
+});

@@ -5,7 +5,7 @@
  * Start-up and shutdown order live here and nowhere else.
  */
 import { delay, every, systemScheduler, type Scheduler } from '../core/clock.js';
-import type { GateError } from '../core/errors.js';
+import { GateError } from '../core/errors.js';
 import type { Config } from '../config/config.js';
 import type { Discovery } from '../discovery/types.js';
 import { discoveryFor } from '../discovery/from-config.js';
@@ -16,9 +16,11 @@ import { podReaderFor } from '../status/reader.js';
 import { StatusHttp } from '../status/http.js';
 import { startGrpcServer, type GrpcServer } from '../front/grpc/server.js';
 import { startHttpFace, type HttpFace } from '../front/http/server.js';
-import { TlsSource, tlsFilesOf } from '../front/tls.js';
+import { TlsSource } from '../front/tls.js';
+import { tlsFilesOf } from '../tls/files.js';
 import { startAdmin, type AdminServer } from '../admin/server.js';
 import { GateMetrics } from '../observe/metrics.js';
+import { backgroundErrors } from '../observe/background.js';
 import { createLogger, type Logger } from '../observe/logger.js';
 import { BoundedLogSink } from '../observe/log-sink.js';
 import { StateChangeLog } from '../observe/state-log.js';
@@ -66,12 +68,14 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
   // Logs to stdout go through a bounded buffer: a blocked reader costs dropped lines, never memory.
   const sink = opts.logger === undefined ? new BoundedLogSink(process.stdout, config.logBufferBytes) : undefined;
   const logger = opts.logger ?? createLogger(config.logLevel, config.redactHeaders, sink);
-  const tracker = new FleetTracker(config, scheduler);
+  // Every failure of background work goes through `background` (below, once metrics exist): logged and counted.
+  const tracker = new FleetTracker(config, scheduler, (error) => background('tracker', error));
   const metrics = new GateMetrics(
     () => tracker.snapshot(),
     () => tracker.droppedPlugins,
     scheduler,
   );
+  const background = backgroundErrors(logger, metrics);
   if (sink !== undefined) metrics.logSink(() => sink.stats());
   const service = new GateService(() => tracker.snapshot(), config, scheduler, metrics, config.decisionLog === 'none' ? undefined : logger);
   metrics.heldRequests(() => service.heldCount());
@@ -93,7 +97,7 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
       metrics.report(r);
       tracker.ingest(r);
     },
-    onError: (error, pod) => logger.warn({ pod, code: error.code, err: error.message }, 'poll failed'),
+    onError: (error, pod) => background('poller', error, { pod }),
     intervalMs: config.pollIntervalMs,
     jitterPercent: config.pollJitterPercent,
     scheduler: opts.pollScheduler ?? scheduler,
@@ -107,7 +111,7 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
     if (opts.pollOnClose !== false) poller.connectionLost(address);
   });
 
-  const discovery: Discovery = opts.discovery ?? discoveryFor(config, undefined, scheduler);
+  const discovery: Discovery = opts.discovery ?? discoveryFor(config, (error) => background('discovery', error), scheduler);
   let lastDiscoveryError: GateError | undefined;
   discovery.start((addresses, error) => {
     if (error !== undefined) {
@@ -120,6 +124,13 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
   });
 
   const stopTicker = every(scheduler, TICK_MS, () => {
+    try {
+      tick();
+    } catch (err) {
+      background('ticker', GateError.from(err));
+    }
+  });
+  function tick(): void {
     tracker.tick();
     const states = stateLog.takeSuppressed();
     if (states.total > 0) {
@@ -134,7 +145,7 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
     const dropped = sink?.takeDropped() ?? 0;
     // This line may be dropped too while stdout stays blocked; the counter is the record.
     if (dropped > 0) logger.warn({ dropped, buffer_bytes: config.logBufferBytes }, 'stdout is not keeping up: log lines dropped');
-  });
+  }
 
   const started: { grpc?: GrpcServer; http?: HttpFace; admin?: AdminServer; tls?: TlsSource } = {};
   const stopAll = async (graceMs: number): Promise<void> => {

@@ -4,7 +4,7 @@
  * immutable snapshot and swaps it in. Readers only ever hold a snapshot.
  */
 import type { Clock } from '../core/clock.js';
-import type { GateError } from '../core/errors.js';
+import { GateError } from '../core/errors.js';
 import type { PluginId } from '../core/plugin-id.js';
 import type { MetricsData, PodReport, ReadyData } from '../status/types.js';
 import { pluginOnPod, pluginsOf, podInStartup, startupSignal, type PodData, type RuleConfig } from './rules.js';
@@ -88,6 +88,8 @@ export class FleetTracker {
   constructor(
     private readonly cfg: TrackerConfig,
     private readonly clock: Clock,
+    /** Gets what a snapshot listener throws (background work never throws). */
+    private readonly onListenerError: (error: GateError) => void = () => undefined,
   ) {
     this.current = this.build([]);
   }
@@ -273,8 +275,13 @@ export class FleetTracker {
     for (const l of this.listeners) {
       try {
         l(this.current, changes);
-      } catch {
-        // A listener (log, metrics) must never break the view.
+      } catch (err) {
+        // A listener (log, metrics) must never break the view; its failure is reported, once per throw.
+        try {
+          this.onListenerError(GateError.from(err));
+        } catch {
+          // nowhere left to report to
+        }
       }
     }
   }
