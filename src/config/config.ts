@@ -30,6 +30,7 @@ export interface Config {
   readonly pollIntervalMs: number;
   readonly pollJitterPercent: number;
   readonly pollTimeoutMs: number;
+  readonly healthCheckIntervalMs: number;
   readonly maxStatusBytes: number;
   readonly daemonRetryLimit: number;
   readonly retryStallMs: number;
@@ -220,6 +221,7 @@ function validate(raw: RawValues, problems: string[]): Config | undefined {
     pollIntervalMs: pollInterval,
     pollJitterPercent: get<number>('poll-jitter'),
     pollTimeoutMs: pollTimeout,
+    healthCheckIntervalMs: get<number>('health-check-interval'),
     maxStatusBytes: get<number>('max-status-bytes'),
     daemonRetryLimit: get<number>('daemon-retry-limit'),
     retryStallMs: get<number>('retry-stall'),
