@@ -99,11 +99,12 @@ export type PodReader = (address: string, signal: AbortSignal) => Promise<PodRep
 
 /** Binds readPod to the configuration: sources, poll-timeout, max-status-bytes, max-plugins, health-check-interval. */
 export function podReaderFor(
-  config: Pick<Config, 'sources' | 'pollTimeoutMs' | 'maxStatusBytes' | 'maxPlugins' | 'healthCheckIntervalMs'>,
+  config: Pick<Config, 'sources' | 'pollTimeoutMs' | 'maxStatusBytes' | 'maxPlugins'> & { readonly healthCheckIntervalMs?: number },
   http: StatusHttp,
   clock: Clock,
 ): PodReader {
-  const memory = new PodMemory(config.healthCheckIntervalMs);
+  // Without the option (the probe, which watches one pod), health-check is read on every poll.
+  const memory = new PodMemory(config.healthCheckIntervalMs ?? 0);
   const base = { http, clock, memory, timeoutMs: config.pollTimeoutMs, maxBytes: config.maxStatusBytes, maxPlugins: config.maxPlugins };
   return (address, signal) => readPod(address, config.sources, { ...base, signal });
 }
