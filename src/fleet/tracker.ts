@@ -7,7 +7,7 @@ import type { Clock } from '../core/clock.js';
 import { GateError } from '../core/errors.js';
 import type { PluginId } from '../core/plugin-id.js';
 import type { MetricsData, PodReport, ReadyData } from '../status/types.js';
-import { pluginOnPod, pluginsOf, podInStartup, startupSignal, type PodData, type RuleConfig } from './rules.js';
+import { pluginOnPod, pluginsOf, podInStartup, retryLimit, retryStallAfter, startupSignal, type PodData, type RuleConfig, type StartupSignal } from './rules.js';
 import type { FleetSnapshot, PluginOnPod, PluginView, PodState, PodView } from './types.js';
 
 export interface TrackerConfig extends RuleConfig {
@@ -48,7 +48,7 @@ interface PodRecord {
   startAheadSeenAt: number | undefined;
   /** Per plugin with a series: its last (gauge, failures) and when they last changed. */
   series: Map<PluginId, { gauge: number | undefined; failed: number; since: number }>;
-  signal: { polls: number; readyFresh: boolean; value: boolean } | undefined;
+  signal: { polls: number; readyFresh: boolean; value: StartupSignal } | undefined;
   /**
    * The plugin map last computed, and the data it came from. A settled pod's
    * report usually carries the very same data (the metrics reader hands back
@@ -56,8 +56,9 @@ interface PodRecord {
    * then kept without evaluating a rule, unless some plugin's state can change
    * with time alone (a retry that may stall).
    */
-  derived: { readonly from: DerivedFrom; readonly plugins: ReadonlyMap<PluginId, PluginOnPod>; readonly timeSensitive: boolean } | undefined;
-  cached: { polls: number; readyFresh: boolean; view: PodView } | undefined;
+  /** `validUntil`: the first stall of a plugin between retries turns its state; until then the states hold. */
+  derived: { readonly from: DerivedFrom; readonly plugins: ReadonlyMap<PluginId, PluginOnPod>; readonly validUntil: number } | undefined;
+  cached: { polls: number; readyFresh: boolean; view: PodView; validUntil: number } | undefined;
 }
 
 /** A transition worth a log line: pod state or plugin state on a pod changed. */
@@ -310,38 +311,43 @@ export class FleetTracker {
           learnedMaxRetries: rec.learnedMaxRetries,
           changedAt: rec.series,
         });
-      // The data-only half of the start-up rule changes only with a report: computed once per report.
+      // The data-only half of the start-up rule changes only with a report: computed once per report
+      // (it says until when a waiting retry keeps the pod in start-up, so asking it later is exact).
       if (rec.signal === undefined || rec.signal.polls !== rec.polls || rec.signal.readyFresh !== readyFresh) {
-        rec.signal = { polls: rec.polls, readyFresh, value: startupSignal(dataOf(), cfg, now) };
+        rec.signal = { polls: rec.polls, readyFresh, value: startupSignal(dataOf(), cfg) };
       }
       const inStartup = state === 'live' && podInStartup(dataOf(), cfg, now, rec.signal.value);
       // A pod's view is rebuilt only when its data or a time-dependent state changed:
       // with many pods and plugins, a report then costs one pod's work, not the fleet's.
       const c = rec.cached;
       let view: PodView;
-      if (c !== undefined && c.polls === rec.polls && c.readyFresh === readyFresh && c.view.state === state && c.view.inStartup === inStartup) {
+      if (c !== undefined && c.polls === rec.polls && c.readyFresh === readyFresh && c.view.state === state && c.view.inStartup === inStartup && now <= c.validUntil) {
         view = c.view;
       } else {
         const from: DerivedFrom = { metrics: rec.metrics, ready: readyFresh ? rec.ready : undefined, learned: rec.learnedMaxRetries, inStartup, removed: state === 'removed' };
         const d = rec.derived;
         let plugins: ReadonlyMap<PluginId, PluginOnPod>;
-        if (d !== undefined && !d.timeSensitive && sameFrom(d.from, from)) {
+        if (d !== undefined && now <= d.validUntil && sameFrom(d.from, from)) {
           plugins = d.plugins;
         } else {
           const fresh = new Map<PluginId, PluginOnPod>();
-          let timeSensitive = false;
+          let validUntil = Infinity;
           if (state !== 'removed') {
+            const limit = retryLimit(dataOf(), cfg);
             for (const id of pluginsOf(dataOf())) {
               const p = pluginOnPod(id, dataOf(), inStartup, cfg, now);
               // Between retries (gauge 0, some failures) the state turns to failed once the retry stalls.
-              if (p.gauge === 0 && p.failedLaunches > 0) timeSensitive = true;
+              if (p.gauge === 0 && p.failedLaunches > 0 && p.failedLaunches < limit) {
+                const stallAfter = retryStallAfter(id, dataOf(), cfg);
+                if (now <= stallAfter) validUntil = Math.min(validUntil, stallAfter);
+              }
               fresh.set(id, p);
             }
           }
           // Same plugin states as before (the usual report of a settled pod): keep the old map,
           // so the plugin index below can be kept too.
           plugins = c !== undefined && samePlugins(c.view.plugins, fresh) ? c.view.plugins : fresh;
-          rec.derived = { from, plugins, timeSensitive };
+          rec.derived = { from, plugins, validUntil };
         }
         view = {
           address,
@@ -358,7 +364,7 @@ export class FleetTracker {
           plugins: plugins.size === 0 ? EMPTY_PLUGINS : plugins,
           droppedSeries: rec.metrics?.droppedSeries ?? 0,
         };
-        rec.cached = { polls: rec.polls, readyFresh, view };
+        rec.cached = { polls: rec.polls, readyFresh, view, validUntil: rec.derived?.validUntil ?? Infinity };
         if (prev !== undefined) diffPod(prev.pods.get(address), view, changes);
       }
       pods.set(address, view);
