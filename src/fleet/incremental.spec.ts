@@ -125,7 +125,8 @@ function podStates(snap: FleetSnapshot): unknown {
     pod: p.address,
     state: p.state,
     inStartup: p.inStartup,
-    plugins: [...p.plugins].map(([id, v]) => [id, v.state, v.why]),
+    // By id: a kept map may list its plugins in an earlier report's order, which means nothing.
+    plugins: [...p.plugins].map(([id, v]) => [id, v.state, v.why]).sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
   }));
 }
 
