@@ -77,15 +77,20 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
     jitterPercent: config.pollJitterPercent,
   });
 
-  const discovery: Discovery = opts.discovery ?? discoveryFor(config);
+  const discovery: Discovery =
+    opts.discovery ??
+    discoveryFor(config, {
+      onError: (error) => logger.error({ code: error.code, err: error.message }, 'discovery internal error'),
+      log: (fields, msg) => logger.info(fields, msg),
+    });
   let lastDiscoveryError: GateError | undefined;
-  discovery.start((addresses, error) => {
+  discovery.start((addresses, error, endpoints) => {
     if (error !== undefined) {
       metrics.discoveryError();
       if (lastDiscoveryError?.code !== error.code) logger.warn({ code: error.code, err: error.message, pods: addresses.length }, 'discovery failing; keeping the last good set');
     } else if (lastDiscoveryError !== undefined) logger.info({ pods: addresses.length }, 'discovery recovered');
     lastDiscoveryError = error;
-    tracker.setPods(addresses, error);
+    tracker.setPods(addresses, error, endpoints);
     poller.setTargets(addresses);
   });
 
@@ -191,9 +196,9 @@ function logChanges(logger: Logger, changes: readonly FleetChange[]): void {
     if (c.kind === 'pod') {
       // Losing a live pod is worth a warning; a new pod not read yet is not.
       const level = c.from === 'live' && (c.to === 'unreachable' || c.to === 'stale') ? 'warn' : 'info';
-      logger[level]({ pod: c.pod, from: c.from, to: c.to, code: c.error?.code, err: c.error?.message }, 'pod state changed');
+      logger[level]({ pod: c.pod, pod_name: c.name, from: c.from, to: c.to, code: c.error?.code, err: c.error?.message }, 'pod state changed');
     } else {
-      logger.info({ pod: c.pod, plugin_id: c.plugin, from: c.from, to: c.to, why: c.why }, 'plugin state changed');
+      logger.info({ pod: c.pod, pod_name: c.name, plugin_id: c.plugin, from: c.from, to: c.to, why: c.why }, 'plugin state changed');
     }
   }
 }

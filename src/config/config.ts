@@ -9,6 +9,7 @@ import { parse as parseYaml } from 'yaml';
 import { OPTIONS, OPTION_KEYS, type OptionKind, type OptionSpec } from './options.js';
 import type { SourceName } from '../status/types.js';
 import { tlsFileProblems } from './tls-files.js';
+import { kubeCredentialProblems, kubeCredentials } from './kubernetes-files.js';
 
 export interface HostPort {
   readonly host: string;
@@ -19,12 +20,20 @@ export interface Config {
   readonly grpcListen: HostPort;
   readonly httpListen: HostPort | undefined;
   readonly adminListen: HostPort;
-  readonly discovery: 'static' | 'dns';
+  readonly discovery: 'static' | 'dns' | 'kubernetes';
   readonly targets: readonly string[];
   readonly dnsName: HostPort | undefined;
   readonly dnsServer: HostPort | undefined;
   readonly dnsIntervalMs: number;
   readonly dnsTimeoutMs: number;
+  readonly kubernetesService: string | undefined;
+  /** Unset: the namespace the credentials imply (the pod's own, or the kubeconfig context's). */
+  readonly kubernetesNamespace: string | undefined;
+  /** A port number or a port name, as given; unset: the slice's only port. */
+  readonly kubernetesPort: string | undefined;
+  readonly kubeconfig: string | undefined;
+  readonly kubernetesTimeoutMs: number;
+  readonly kubernetesWatchTimeoutMs: number;
   readonly sources: readonly SourceName[];
   readonly pollIntervalMs: number;
   readonly pollJitterPercent: number;
@@ -109,8 +118,20 @@ export function loadConfig(sources: Sources): Config {
   if (config?.tlsCert !== undefined && config.tlsKey !== undefined && problems.length === 0) {
     problems.push(...tlsFileProblems({ cert: config.tlsCert, key: config.tlsKey, clientCa: config.tlsClientCa }));
   }
+  // Like the TLS files, the Kubernetes credentials are read here so that --check-config
+  // says when neither a service account nor the kubeconfig can be used.
+  if (config?.discovery === 'kubernetes' && problems.length === 0) problems.push(...kubernetesProblems(config, sources.env));
   if (problems.length > 0 || config === undefined) throw new ConfigError(problems);
   return config;
+}
+
+function kubernetesProblems(config: Config, env: NodeJS.ProcessEnv): string[] {
+  const input = { kubeconfig: config.kubeconfig, env };
+  const problems = kubeCredentialProblems(input);
+  if (problems.length === 0 && config.kubernetesNamespace === undefined && kubeCredentials(input).namespace === undefined) {
+    problems.push('kubernetes-namespace: (unset) is required: neither the service account nor the kubeconfig context names a namespace');
+  }
+  return problems;
 }
 
 function readFileLayer(path: string, problems: string[]): RawValues {
@@ -162,7 +183,7 @@ function validate(raw: RawValues, problems: string[]): Config | undefined {
   }
   const get = <T extends Parsed>(k: string): T => v.get(k) as T;
 
-  const discovery = get<'static' | 'dns'>('discovery');
+  const discovery = get<'static' | 'dns' | 'kubernetes'>('discovery');
   const targets = get<readonly string[] | undefined>('targets') ?? [];
   const dnsNameRaw = get<string | undefined>('dns-name');
   let dnsName: HostPort | undefined;
@@ -176,6 +197,20 @@ function validate(raw: RawValues, problems: string[]): Config | undefined {
       if (hp === undefined) problems.push(`dns-name: ${JSON.stringify(dnsNameRaw)} must be host:port, e.g. plugin-daemon-headless.dify.svc.cluster.local:5002`);
       else dnsName = hp;
     }
+  }
+  if (discovery === 'kubernetes') {
+    if (raw['kubernetes-service'] === undefined) problems.push("kubernetes-service: (unset) is required with discovery=kubernetes: the name of the daemons' Service");
+  }
+  // Names as Kubernetes validates them: a Service is a DNS-1035 label, a namespace a DNS-1123 label, a port name an IANA service name.
+  const k8sName = (key: string, re: RegExp, what: string): void => {
+    const value = get<string | undefined>(key);
+    if (value !== undefined && !re.test(value)) problems.push(`${key}: ${JSON.stringify(value)} must be ${what}`);
+  };
+  k8sName('kubernetes-service', /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/, 'a Service name: lower-case letters, digits and -, starting with a letter, at most 63');
+  k8sName('kubernetes-namespace', /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'a namespace name: lower-case letters, digits and -, at most 63');
+  const kport = get<string | undefined>('kubernetes-port');
+  if (kport !== undefined && !(/^\d{1,5}$/.test(kport) ? Number(kport) >= 1 && Number(kport) <= 65535 : /^(?=.*[a-z])[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$/.test(kport) && !kport.includes('--'))) {
+    problems.push(`kubernetes-port: ${JSON.stringify(kport)} must be a port number 1-65535 or a port name (lower-case letters, digits and -, at most 15)`);
   }
   const startupGrace = get<number>('startup-grace');
   const startupMax = get<number>('startup-max');
@@ -210,6 +245,12 @@ function validate(raw: RawValues, problems: string[]): Config | undefined {
     dnsServer: get<HostPort | undefined>('dns-server'),
     dnsIntervalMs: get<number>('dns-interval'),
     dnsTimeoutMs: get<number>('dns-timeout'),
+    kubernetesService: get<string | undefined>('kubernetes-service'),
+    kubernetesNamespace: get<string | undefined>('kubernetes-namespace'),
+    kubernetesPort: get<string | undefined>('kubernetes-port'),
+    kubeconfig: get<string | undefined>('kubeconfig'),
+    kubernetesTimeoutMs: get<number>('kubernetes-timeout'),
+    kubernetesWatchTimeoutMs: get<number>('kubernetes-watch-timeout'),
     sources: sources as readonly SourceName[],
     pollIntervalMs: pollInterval,
     pollJitterPercent: get<number>('poll-jitter'),
