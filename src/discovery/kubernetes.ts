@@ -255,9 +255,9 @@ export class KubernetesDiscovery implements Discovery {
       const ip = Array.isArray(e['addresses']) ? e['addresses'][0] : undefined;
       if (typeof ip !== 'string' || isIP(ip) === 0) continue;
       const c = isObj(e['conditions']) ? e['conditions'] : {};
-      // API semantics: ready unset = true; serving unset = as ready; terminating unset = false.
+      // discovery.k8s.io/v1: ready and serving unset = true, terminating unset = false.
       const ready = c['ready'] !== false;
-      const serving = typeof c['serving'] === 'boolean' ? c['serving'] : ready;
+      const serving = c['serving'] !== false;
       const terminating = c['terminating'] === true;
       const ref = isObj(e['targetRef']) ? e['targetRef'] : undefined;
       const refName = ref?.['kind'] === 'Pod' ? ref['name'] : undefined;

@@ -14,6 +14,7 @@ export interface Endpoint {
   readonly podName: string | undefined;
   /** Endpoint conditions as the API gives them (ready and serving unset = true, terminating unset = false). */
   readonly ready: boolean;
+  /** The pod's own readiness, even while terminating or with publishNotReadyAddresses. */
   readonly serving: boolean;
   /** The pod is being deleted: it must get no new requests. */
   readonly terminating: boolean;
