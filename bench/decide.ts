@@ -5,6 +5,7 @@
 import { decide, denyMessage } from '../src/decide/decide.js';
 import { envelope } from '../src/decide/envelope.js';
 import type { GateRequest } from '../src/decide/types.js';
+import type { FleetSnapshot } from '../src/fleet/types.js';
 import { GateService } from '../src/app/service.js';
 import { GateMetrics } from '../src/observe/metrics.js';
 import { HeaderCollector, makeGateRequest } from '../src/front/service.js';
@@ -45,7 +46,7 @@ function pool(make: (i: number) => GateRequest, size = 64): GateRequest[] {
 export async function benchDecide(ctx: BenchContext): Promise<void> {
   const { report } = ctx;
   const opts: MicroOptions = ctx.quick ? { warmupMs: 30, roundMs: 15, rounds: 3 } : { warmupMs: 300, roundMs: 100, rounds: 9 };
-  const scales: [number, number][] = ctx.quick ? [[10, 200]] : [[10, 200], [50, 1000]];
+  const scales: [number, number][] = ctx.quick ? [[10, 200]] : [[10, 200], [50, 1000], [1000, 300]];
   report.section('decide', 'the pure decision and the in-process check path', [
     'snapshots: synthetic pod reports (91 % of plugins running, 5 % launching, 2 % given up, 2 % retrying;',
     'every 7th running plugin still launching on one pod) fed through the real FleetTracker;',
@@ -62,7 +63,7 @@ export async function benchDecide(ctx: BenchContext): Promise<void> {
     report.note(`snapshot ${tag}: ${snap.pods.size} pods, ${snap.plugins.size} plugins, ${snap.livePods.length} live, complete=${snap.complete}`);
 
     const ready = fleet.ids.ready.filter((_, i) => i % 7 !== 0);
-    const scenarios: { name: string; reason: string; reqs: GateRequest[]; note: string }[] = [
+    const scenarios: { name: string; reason: string; reqs: GateRequest[]; note: string; snap?: FleetSnapshot }[] = [
       {
         name: 'plugin_ready',
         reason: 'plugin_ready',
@@ -81,7 +82,7 @@ export async function benchDecide(ctx: BenchContext): Promise<void> {
         name: 'plugin_starting',
         reason: 'plugin_starting',
         reqs: pool((i) => request(TENANT_PATH, { 'x-plugin-id': fleet.ids.starting[i % fleet.ids.starting.length]! })),
-        note: 'deny, body memoised per snapshot',
+        note: 'deny, answer and body memoised per snapshot',
       },
       {
         name: 'not_plugin_scoped',
@@ -97,7 +98,20 @@ export async function benchDecide(ctx: BenchContext): Promise<void> {
       },
     ];
 
+    // A fleet restarted a moment ago: every pod in start-up, so a plugin no pod
+    // reports yet may be queued behind a launch limit (maybeQueued).
+    const young = syntheticFleet(pods, plugins, {}, 5_000);
+    const youngSnap = young.tracker.snapshot();
+    scenarios.push({
+      name: 'plugin_starting (queued, fleet in start-up)',
+      reason: 'plugin_starting',
+      reqs: pool((i) => request(TENANT_PATH, { 'x-plugin-id': `author-${i % 37}/not-reported-${i}` })),
+      note: `${youngSnap.startupPods.length} pods in start-up; deny memoised per snapshot`,
+      snap: youngSnap,
+    });
+
     for (const s of scenarios) {
+      const snap = s.snap ?? fleet.tracker.snapshot();
       const got = decide(s.reqs[0]!, snap, cfg, now, 0).reason;
       if (got !== s.reason) report.problem('decide', `${s.name} at ${tag}: expected ${s.reason}, decision was ${got}`);
       const reqs = s.reqs;

@@ -34,6 +34,20 @@ describe('plugin-gate command', () => {
     assert.ok(lines.some((l) => l.startsWith('plugin-gate: config: --nope: unknown option')));
   });
 
+  it('--check-config refuses options that contradict each other, one line each, exit 2', () => {
+    // The reproduction: poll-interval 15s beside the default stale-after 10s made a healthy plugin flap.
+    const r = run(['--check-config', '--targets', '10.0.0.1:5002', '--poll-interval', '15s', '--grpc-listen', '127.0.0.1:9000', '--admin-listen', '127.0.0.1:9000']);
+    assert.equal(r.status, 2, r.stdout);
+    const lines = r.stderr.trim().split('\n');
+    assert.equal(lines.length, 2, r.stderr);
+    assert.match(lines[0]!, /^plugin-gate: config: stale-after: 10s must be longer than poll-interval/);
+    assert.match(lines[1]!, /^plugin-gate: config: admin-listen: 127\.0\.0\.1:9000 uses the same port as grpc-listen/);
+    assert.doesNotMatch(r.stdout, /config ok/);
+    const ok = run(['--check-config', '--targets', '10.0.0.1:5002', '--poll-interval', '15s', '--stale-after', '30s']);
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.match(ok.stdout, /^config ok/);
+  });
+
   it('a port in use stops start-up with exit 1 and says which', async () => {
     const { server, port } = await busyPort();
     try {

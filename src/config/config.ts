@@ -9,6 +9,7 @@ import { parse as parseYaml } from 'yaml';
 import { OPTIONS, OPTION_KEYS, type OptionKind, type OptionSpec } from './options.js';
 import type { SourceName } from '../status/types.js';
 import { tlsFileProblems } from './tls-files.js';
+import { relationProblems } from './relations.js';
 import { kubeCredentialProblems, kubeCredentials } from './kubernetes-files.js';
 
 export interface HostPort {
@@ -60,6 +61,7 @@ export interface Config {
   readonly decisionLog: 'all' | 'denied' | 'none';
   readonly decisionLogRate: number;
   readonly logLevel: string;
+  readonly logBufferBytes: number;
   readonly redactHeaders: readonly string[];
   /** PEM files of the gRPC and HTTP faces' TLS; tlsCert unset = plaintext. */
   readonly tlsCert: string | undefined;
@@ -113,6 +115,7 @@ export function loadConfig(sources: Sources): Config {
     else merged[k] = v;
   }
   const config = validate(merged, problems);
+  if (config !== undefined) problems.push(...relationProblems(config));
   // The TLS files are read and checked here (not in validate, which stays pure)
   // so that --check-config reports an unusable certificate like any bad value.
   if (config?.tlsCert !== undefined && config.tlsKey !== undefined && problems.length === 0) {
@@ -277,6 +280,7 @@ function validate(raw: RawValues, problems: string[]): Config | undefined {
     decisionLog: get<'all' | 'denied' | 'none'>('decision-log'),
     decisionLogRate: get<number>('decision-log-rate'),
     logLevel: get<string>('log-level'),
+    logBufferBytes: get<number>('log-buffer-bytes'),
     redactHeaders: get<readonly string[]>('redact-headers') ?? [],
     tlsCert: get<string | undefined>('tls-cert'),
     tlsKey: get<string | undefined>('tls-key'),

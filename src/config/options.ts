@@ -3,6 +3,8 @@
  * flag / environment / file parsing and validation, so a key is spelt one way
  * everywhere: `--poll-interval`, `PLUGIN_GATE_POLL_INTERVAL`, `poll-interval:`.
  */
+import { DAEMON_MAX_RETRY_COUNT } from '../core/daemon.js';
+
 export type OptionKind =
   | { readonly type: 'string' }
   | { readonly type: 'address' }
@@ -52,7 +54,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'poll-jitter', kind: { type: 'int', min: 0, max: 50 }, default: '10', help: 'poll interval jitter, percent either way' },
   { key: 'poll-timeout', kind: ms(20, 60_000), default: '1s', help: 'timeout of one status request' },
   { key: 'max-status-bytes', kind: { type: 'int', min: 1024, max: 268_435_456 }, default: '8388608', help: 'largest status body read; a larger one is status_too_large' },
-  { key: 'daemon-retry-limit', kind: { type: 'int', min: 1, max: 1000 }, default: '15', help: "the daemon's launch retry limit: failed launches at or past it mean the plugin gave up" },
+  { key: 'daemon-retry-limit', kind: { type: 'int', min: 1, max: 1000 }, default: String(DAEMON_MAX_RETRY_COUNT), help: "the daemon's launch retry limit: failed launches at or past it mean the plugin gave up" },
   { key: 'retry-stall', kind: ms(0, 86_400_000), default: '5m', help: 'a plugin between retries whose gauge and failure count have not moved this long has given up (0 = trust the count only)' },
   { key: 'unreachable-after', kind: { type: 'int', min: 1, max: 100 }, default: '3', help: 'consecutive failed polls before a pod is unreachable' },
   { key: 'stale-after', kind: ms(100, 3_600_000), default: '10s', help: 'age of the last good report past which a pod is stale' },
@@ -79,6 +81,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'decision-log', kind: { type: 'enum', values: ['all', 'denied', 'none'] }, default: 'denied', help: 'which decisions are logged (state changes are always logged)' },
   { key: 'decision-log-rate', kind: { type: 'int', min: 0, max: 1_000_000 }, default: '200', help: 'most decision log lines per second (0 = no limit); the rest are counted and summarised every second' },
   { key: 'log-level', kind: { type: 'enum', values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] }, default: 'info', help: 'process log level' },
+  { key: 'log-buffer-bytes', kind: { type: 'int', min: 16_384, max: 268_435_456 }, default: '1048576', help: 'most log bytes waiting for a slow or blocked stdout; lines past it are dropped and counted (plugin_gate_log_lines_dropped_total)' },
   { key: 'redact-headers', kind: { type: 'header-list' }, default: '', help: 'extra header names never logged (x-api-key, authorization and cookie always are)' },
 
   // TLS on the gRPC and HTTP faces (the admin listener stays plain HTTP)

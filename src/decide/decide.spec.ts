@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { decide, type DecideConfig } from './decide.js';
+import { decide, maybeQueued, type DecideConfig } from './decide.js';
 import { classify } from './classify.js';
 import type { Decision, GateRequest } from './types.js';
 import { failReport, metrics, newTracker, okReport, OLD, T0, type PluginSeries } from '../../test/support/fleet.js';
@@ -98,6 +98,13 @@ describe('decide: state table D1-D6', () => {
     const d = at(s, dispatch('a/x'));
     assert.equal(d.reason, 'plugin_starting');
     assert.equal(!d.allow && d.retryAfterS, 30);
+  });
+  it('D3 Retry-After follows the daemon schedule from the failures so far: 30 s after the 3rd, 60 s after the 8th', () => {
+    const after = (f: number): number | false | undefined => {
+      const d = at(fleet({ [A]: { plugins: { 'a/x': { g: 0, f } } } }), dispatch('a/x'));
+      return !d.allow && d.retryAfterS;
+    };
+    assert.deepEqual([2, 3, 7, 8, 14].map(after), [5, 30, 30, 60, 60]);
   });
   it('D4 a cold fleet restart: plugins no pod reports yet are starting, not unknown', () => {
     const young = T0 - 5_000;
@@ -219,6 +226,25 @@ describe('decide: properties over random fleets and requests', () => {
         if (c.dryRun) assert.equal(d.allow, true);
       }),
       { numRuns: 3000 },
+    );
+  });
+
+  it('what is memoised per snapshot never changes an answer, whatever the time of the later requests', () => {
+    // The memo is keyed by the snapshot's identity: a copy starts with none, so it decides from scratch.
+    const fresh = (s: FleetSnapshot): FleetSnapshot => ({ ...s });
+    const ids = [...plugins, 'zz/unknown'];
+    fc.assert(
+      fc.property(fleetArb, cfgArb, fc.array(fc.tuple(fc.constantFrom(...ids), fc.integer({ min: 0, max: 20_000 }), fc.nat()), { minLength: 1, maxLength: 12 }), (snap, c, asks) => {
+        for (const [id, dt, seq] of asks) {
+          const now = T0 + dt;
+          const r = dispatch(id);
+          assert.deepEqual(decide(r, snap, c, now, seq), decide(r, fresh(snap), c, now, seq));
+          // maybeQueued, by its definition: a fresh start-up pod that does not report the plugin.
+          const walk = snap.startupPods.some((p) => p.freshUntil >= now && (p.plugins.get(id)?.state ?? 'absent') === 'absent');
+          assert.equal(maybeQueued(snap, id, now), walk);
+        }
+      }),
+      { numRuns: 1500 },
     );
   });
 

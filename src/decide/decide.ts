@@ -2,11 +2,17 @@
  * The decision: a pure function of (request, fleet snapshot, config, now, seq).
  * No I/O and no clock reads; `seq` is the caller's request counter, used to
  * spread load round-robin over the pods that qualify.
+ *
+ * Work that depends only on the snapshot (which pods are in start-up, whether
+ * every live pod is fresh, a plugin's deny answer and its text) is done once
+ * per snapshot and memoised against the snapshot's identity, so a deny costs
+ * the same with 3 pods or 1,000. The memo never changes an answer: it is used
+ * only while `now` is inside the window in which the walk it replaces would
+ * find the same pods fresh.
  */
-import { LRUCache } from 'lru-cache';
 import type { PluginId } from '../core/plugin-id.js';
 import { isRemoteDebugPlugin } from '../core/plugin-id.js';
-import { daemonRetryWaitMs } from '../fleet/rules.js';
+import { daemonRetryWaitMs } from '../core/daemon.js';
 import type { FleetSnapshot, PluginView, PodView } from '../fleet/types.js';
 import { classify } from './classify.js';
 import { envelope } from './envelope.js';
@@ -63,23 +69,66 @@ function decidePlugin(id: PluginId, tenant: string | undefined, snap: FleetSnaps
   // the daemons redirect them among themselves: any live pod will do.
   if (isRemoteDebugPlugin(id)) return allow('not_plugin_scoped', anyLive, id, tenant);
 
-  if (pv !== undefined && anyUsable(snap, pv.startingPods, now)) {
-    return deny(snap, 'plugin_starting', id, tenant, startingRetryAfter(snap, pv, cfg, now));
-  }
-  if (maybeQueued(snap, id, now)) return deny(snap, 'plugin_starting', id, tenant, cfg.retryAfterMs);
-  if (pv !== undefined && anyUsable(snap, pv.failedPods, now)) {
-    return deny(snap, 'plugin_failed', id, tenant, cfg.failedRetryAfterMs);
+  const memo = memoOf(snap);
+  if (now <= memo.liveFreshUntil) {
+    // Every live pod is fresh: the answer depends on the snapshot alone, so it is worked out once.
+    let outcome = memo.notReady.get(id);
+    if (outcome === undefined || outcome.cfg !== cfg) {
+      outcome = { cfg, deny: notReadyDeny(id, pv, snap, cfg, now) };
+      if (memo.notReady.size < MEMO_ENTRIES) memo.notReady.set(id, outcome);
+    }
+    const d = outcome.deny;
+    if (d !== undefined) return d.tenant === tenant ? d : { ...d, tenant };
+  } else {
+    const d = notReadyDeny(id, pv, snap, cfg, now);
+    if (d !== undefined) return tenant === undefined ? d : { ...d, tenant };
   }
   if (cfg.unknownPlugin === 'allow') return allow('unknown_plugin_allowed', anyLive, id, tenant);
   return deny(snap, 'unknown_plugin_denied', id, tenant, cfg.retryAfterMs);
+}
+
+/** Why a plugin with no usable ready pod is held back, or undefined when it is simply unknown (tenant left unset). */
+function notReadyDeny(id: PluginId, pv: PluginView | undefined, snap: FleetSnapshot, cfg: DecideConfig, now: number): Deny | undefined {
+  if (pv !== undefined && anyUsable(snap, pv.startingPods, now)) {
+    return deny(snap, 'plugin_starting', id, undefined, startingRetryAfter(snap, pv, cfg, now));
+  }
+  if (maybeQueued(snap, id, now)) return deny(snap, 'plugin_starting', id, undefined, cfg.retryAfterMs);
+  if (pv !== undefined && anyUsable(snap, pv.failedPods, now)) {
+    return deny(snap, 'plugin_failed', id, undefined, cfg.failedRetryAfterMs);
+  }
+  return undefined;
 }
 
 /**
  * A pod still in start-up publishes nothing for plugins queued behind its
  * launch limit: a plugin it does not report may be one of them. This is what
  * keeps a cold fleet restart from leaking traffic to merely queued plugins.
+ *
+ * While every start-up pod is fresh this costs one look at the plugin's index
+ * entry (memoised per snapshot), not a walk over the start-up pods: the index
+ * lists every plugin any pod reports, and the pods where it is ready, starting
+ * or failed, so a start-up pod lacks it exactly when fewer of those are in
+ * start-up than there are start-up pods. (A plugin past `max-plugins` has no
+ * index entry and counts as reported nowhere, as it does in every decision.)
  */
 export function maybeQueued(snap: FleetSnapshot, id: PluginId, now: number): boolean {
+  const memo = memoOf(snap);
+  if (memo.startup.size === 0 || now > memo.startupFreshMax) return false;
+  if (now > memo.startupFreshMin) return maybeQueuedWalk(snap, id, now);
+  const pv = snap.plugins.get(id);
+  if (pv === undefined) return true;
+  let queued = memo.queued.get(id);
+  if (queued === undefined) {
+    let reporting = 0;
+    for (const list of [pv.readyPods, pv.startingPods, pv.failedPods]) for (const a of list) if (memo.startup.has(a)) reporting++;
+    queued = reporting < memo.startup.size;
+    if (memo.queued.size < MEMO_ENTRIES) memo.queued.set(id, queued);
+  }
+  return queued;
+}
+
+/** maybeQueued by its definition, for the moments a start-up pod is going stale. */
+function maybeQueuedWalk(snap: FleetSnapshot, id: PluginId, now: number): boolean {
   for (const pod of snap.startupPods) {
     if (pod.freshUntil >= now && (pod.plugins.get(id)?.state ?? 'absent') === 'absent') return true;
   }
@@ -160,22 +209,66 @@ function invalid(detail: string): Deny {
   return d;
 }
 
-/**
- * Deny texts depend only on (snapshot version, reason, plugin, wait), so they
- * are built once per snapshot and reused: a storm of requests for a starting
- * plugin costs one string build, not one per request. Keys are bounded: plugin
- * ids are validated and the cache has a fixed size.
- */
-const denyCache = new LRUCache<string, { message: string; body: string }>({ max: 4096 });
+/** Most memoised answers and texts per snapshot: random plugin ids cannot grow it further. */
+const MEMO_ENTRIES = 4096;
 
+interface DenyText {
+  readonly message: string;
+  readonly body: string;
+}
+
+/** What one snapshot lets every decision on it reuse. Built on first need, dropped with the snapshot. */
+interface SnapshotMemo {
+  /** Every live pod is fresh up to this time (the earliest freshUntil among them). */
+  readonly liveFreshUntil: number;
+  /** Addresses of the live pods in start-up. */
+  readonly startup: ReadonlySet<string>;
+  readonly startupFreshMin: number;
+  readonly startupFreshMax: number;
+  /** Per plugin without a usable ready pod: its deny (tenant unset), or undefined for "unknown". */
+  readonly notReady: Map<PluginId, { readonly cfg: DecideConfig; readonly deny: Deny | undefined }>;
+  readonly queued: Map<PluginId, boolean>;
+  /** Deny texts by reason, plugin and wait. */
+  readonly texts: Map<string, DenyText>;
+}
+
+/** Keyed by the snapshot itself: an entry lives exactly as long as its snapshot. */
+const memos = new WeakMap<FleetSnapshot, SnapshotMemo>();
+
+function memoOf(snap: FleetSnapshot): SnapshotMemo {
+  let m = memos.get(snap);
+  if (m === undefined) {
+    let liveFreshUntil = Infinity;
+    for (const p of snap.livePods) if (p.freshUntil < liveFreshUntil) liveFreshUntil = p.freshUntil;
+    let startupFreshMin = Infinity;
+    let startupFreshMax = -Infinity;
+    const startup = new Set<string>();
+    for (const p of snap.startupPods) {
+      startup.add(p.address);
+      if (p.freshUntil < startupFreshMin) startupFreshMin = p.freshUntil;
+      if (p.freshUntil > startupFreshMax) startupFreshMax = p.freshUntil;
+    }
+    m = { liveFreshUntil, startup, startupFreshMin, startupFreshMax, notReady: new Map(), queued: new Map(), texts: new Map() };
+    memos.set(snap, m);
+  }
+  return m;
+}
+
+/**
+ * Deny texts depend only on (snapshot, reason, plugin, wait), so they are built
+ * once per snapshot and reused: a storm of requests for a starting plugin costs
+ * one string build, not one per request. Keys are bounded: plugin ids are
+ * validated and each snapshot keeps at most MEMO_ENTRIES texts.
+ */
 function deny(snap: FleetSnapshot, reason: DenyReason, id: PluginId | undefined, tenant: string | undefined, retryAfterMs: number): Deny {
   const retryAfterS = Math.max(1, Math.ceil(retryAfterMs / 1000));
-  const key = `${snap.version}|${reason}|${id ?? ''}|${retryAfterS}`;
-  let text = denyCache.get(key);
+  const texts = memoOf(snap).texts;
+  const key = `${reason}|${id ?? ''}|${retryAfterS}`;
+  let text = texts.get(key);
   if (text === undefined) {
     const message = denyMessage(snap, reason, id, retryAfterS);
     text = { message, body: envelope(-500, 'PluginDaemonInternalServerError', message) };
-    denyCache.set(key, text);
+    if (texts.size < MEMO_ENTRIES) texts.set(key, text);
   }
   return { allow: false, reason, pluginId: id, tenant, httpStatus: 503, retryAfterS, message: text.message, body: text.body };
 }

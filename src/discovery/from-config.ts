@@ -1,6 +1,7 @@
 /** The discovery the configuration asks for. */
 import type { Config } from '../config/config.js';
 import { kubeCredentials } from '../config/kubernetes-files.js';
+import type { Scheduler } from '../core/clock.js';
 import { GateError } from '../core/errors.js';
 import { dnsDiscoveryFor } from './dns.js';
 import { KubernetesDiscovery, portSpecOf } from './kubernetes.js';
@@ -27,6 +28,8 @@ export interface DiscoveryExtras {
   readonly onError?: (error: GateError) => void;
   /** Watch life (relists, reconnects) for the log. */
   readonly log?: (fields: Record<string, unknown>, msg: string) => void;
+  /** Intervals and backoffs; default the system's. */
+  readonly scheduler?: Scheduler;
   /** Where KUBERNETES_SERVICE_HOST/PORT are read; default process.env. */
   readonly env?: NodeJS.ProcessEnv;
 }
@@ -36,7 +39,7 @@ export interface DiscoveryExtras {
  * `discovery=kubernetes` → the EndpointSlices of kubernetes-service, watched.
  */
 export function discoveryFor(config: DiscoveryConfig, extras: DiscoveryExtras = {}): Discovery {
-  if (config.discovery === 'dns') return dnsDiscoveryFor(config, extras.onError);
+  if (config.discovery === 'dns') return dnsDiscoveryFor(config, extras.onError, extras.scheduler);
   if (config.discovery === 'kubernetes') return kubernetesDiscoveryFor(config, extras);
   return new StaticDiscovery(config.targets);
 }
@@ -54,6 +57,7 @@ function kubernetesDiscoveryFor(config: DiscoveryConfig, extras: DiscoveryExtras
     port: portSpecOf(config.kubernetesPort),
     timeoutMs: config.kubernetesTimeoutMs,
     watchTimeoutMs: config.kubernetesWatchTimeoutMs,
+    scheduler: extras.scheduler,
     onError: extras.onError,
     log: extras.log,
   });

@@ -14,14 +14,12 @@
  */
 import { Agent } from 'undici';
 import type { KubeCredentials } from '../config/kubernetes-files.js';
-import type { Timers } from '../core/clock.js';
 import { GateError } from '../core/errors.js';
 
 export interface KubeApiOptions {
   readonly credentials: KubeCredentials;
   /** Connect, response head, and a GET's whole exchange. */
   readonly timeoutMs: number;
-  readonly timers: Timers;
   /** Largest GET body (a list of every slice of the Service) and largest watch event line. */
   readonly maxBytes?: number;
 }
@@ -77,7 +75,9 @@ export class KubeApi {
     const ac = new AbortController();
     const onAbort = (): void => ac.abort();
     signal?.addEventListener('abort', onAbort);
-    const deadline = this.opts.timers.setTimeout(() => ac.abort(), this.opts.timeoutMs);
+    // A socket deadline: on real time, like the socket it bounds (src/core/clock.ts).
+    const deadline = setTimeout(() => ac.abort(), this.opts.timeoutMs);
+    deadline.unref();
     try {
       const res = await this.agent.request({
         origin: this.opts.credentials.server,
@@ -97,7 +97,7 @@ export class KubeApi {
     } catch (err) {
       throw requestError(path, err, ac.signal.aborted && signal?.aborted !== true ? `no answer within ${this.opts.timeoutMs}ms` : undefined);
     } finally {
-      this.opts.timers.clearTimeout(deadline);
+      clearTimeout(deadline);
       signal?.removeEventListener('abort', onAbort);
     }
   }

@@ -14,7 +14,7 @@
  * - 410 Gone (as the response or an ERROR event): that resourceVersion is too
  *   old, list again;
  * - a failed or broken watch: watch again after a backoff (doubling, capped,
- *   jittered), through the injected timers;
+ *   jittered), on the injected scheduler;
  * - 401, 403 and an unknown Service are reported with their own codes and
  *   retried with the same backoff: a Role granted later is picked up without
  *   a restart.
@@ -23,11 +23,10 @@
  */
 import { isIP } from 'node:net';
 import type { KubeCredentials } from '../config/kubernetes-files.js';
-import { systemClock, type Clock } from '../core/clock.js';
-import { Sleeper } from '../core/clock.js';
+import { Sleeper, systemScheduler, type Scheduler } from '../core/clock.js';
 import { GateError } from '../core/errors.js';
 import { KubeApi, statusError, type WatchEvent } from './kubernetes-api.js';
-import { nodeTimers, type Discovery, type DiscoveryListener, type Endpoint, type Timers } from './types.js';
+import type { Discovery, DiscoveryListener, Endpoint } from './types.js';
 
 /** Which port of the slice is the daemon's: a number, a port name, or the slice's only port. */
 export type PortSpec = { readonly kind: 'number'; readonly port: number } | { readonly kind: 'name'; readonly name: string } | { readonly kind: 'only' };
@@ -41,8 +40,8 @@ export interface KubernetesDiscoveryOptions {
   readonly timeoutMs: number;
   /** The watch's `timeoutSeconds`; a watch silent for this plus WATCH_IDLE_GRACE_MS is abandoned. */
   readonly watchTimeoutMs: number;
-  readonly timers?: Timers;
-  readonly clock?: Clock;
+  /** Backoff waits and the watch-duration reading; default the system's. */
+  readonly scheduler?: Scheduler;
   /** [0, 1) source for backoff jitter. */
   readonly random?: () => number;
   /** Gets anything the listener throws (background work never throws). */
@@ -67,8 +66,7 @@ type ListOutcome = { readonly ok: true; readonly rv: string } | { readonly ok: f
 
 export class KubernetesDiscovery implements Discovery {
   private readonly opts: KubernetesDiscoveryOptions;
-  private readonly timers: Timers;
-  private readonly clock: Clock;
+  private readonly scheduler: Scheduler;
   private readonly random: () => number;
   private readonly sleeper: Sleeper;
   private readonly api: KubeApi;
@@ -85,11 +83,10 @@ export class KubernetesDiscovery implements Discovery {
 
   constructor(opts: KubernetesDiscoveryOptions) {
     this.opts = opts;
-    this.timers = opts.timers ?? nodeTimers;
-    this.clock = opts.clock ?? systemClock;
+    this.scheduler = opts.scheduler ?? systemScheduler;
     this.random = opts.random ?? Math.random;
-    this.sleeper = new Sleeper(this.timers);
-    this.api = new KubeApi({ credentials: opts.credentials, timeoutMs: opts.timeoutMs, timers: this.timers });
+    this.sleeper = new Sleeper(this.scheduler);
+    this.api = new KubeApi({ credentials: opts.credentials, timeoutMs: opts.timeoutMs });
   }
 
   start(onChange: DiscoveryListener): void {
@@ -184,7 +181,7 @@ export class KubernetesDiscovery implements Discovery {
     const timeoutSeconds = Math.max(1, Math.round(this.opts.watchTimeoutMs / 1000));
     while (!this.stopped) {
       const path = `${this.selectorPath}&watch=1&resourceVersion=${encodeURIComponent(rv)}&allowWatchBookmarks=true&timeoutSeconds=${timeoutSeconds}`;
-      const began = this.clock.now();
+      const began = this.scheduler.now();
       const end = await this.api.watch(
         path,
         timeoutSeconds * 1000 + WATCH_IDLE_GRACE_MS,
@@ -210,7 +207,7 @@ export class KubernetesDiscovery implements Discovery {
       }
       if (end.kind === 'closed') {
         // The server's timeoutSeconds: routine. A watch that closes at once, again and again, is not.
-        if (this.clock.now() - began >= (timeoutSeconds * 1000) / 2) {
+        if (this.scheduler.now() - began >= (timeoutSeconds * 1000) / 2) {
           this.failures = 0;
           continue;
         }

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { daemonRetryWaitMs, pluginOnPod, podInStartup, type PodData } from './rules.js';
+import { pluginOnPod, podInStartup, type PodData } from './rules.js';
 import { metrics, T0, OLD } from '../../test/support/fleet.js';
 import type { ReadyData } from '../status/types.js';
 
@@ -91,11 +91,5 @@ describe('state table: a plugin on a pod', () => {
     assert.match(on({}, 'a/x', true).why, /queued/);
     assert.equal(on({}, 'a/x', true).state, 'absent');
     assert.equal(on({}, 'a/x', false).state, 'absent');
-  });
-});
-
-describe('daemon retry schedule', () => {
-  it('waits none for retries 0-2, 30 s for 3-7, 60 s for 8-14', () => {
-    assert.deepEqual([1, 2, 3, 4, 8, 9, 15].map(daemonRetryWaitMs), [0, 0, 0, 30_000, 30_000, 60_000, 60_000]);
   });
 });

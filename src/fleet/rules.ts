@@ -126,15 +126,3 @@ export function pluginsOf(d: PodData): Set<PluginId> {
   }
   return ids;
 }
-
-/**
- * How long until a retrying plugin is launched again, from the daemon's
- * schedule (no wait for retries 0–2, 30 s for 3–7, 60 s for 8–14). After f
- * failed launches the next attempt is retry number f − 1.
- */
-export function daemonRetryWaitMs(failedLaunches: number): number {
-  const retry = failedLaunches - 1;
-  if (retry <= 2) return 0;
-  if (retry <= 7) return 30_000;
-  return 60_000;
-}

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { failReport, metrics, newTracker, okReport, OLD, T0, trackerDefaults } from '../../test/support/fleet.js';
-import { FakeClock } from '../core/clock.js';
+import { ManualScheduler } from '../../test/support/manual-scheduler.js';
 import { GateError } from '../core/errors.js';
 import { FleetTracker } from './tracker.js';
 import type { FleetChange } from './tracker.js';
@@ -21,14 +21,14 @@ describe('FleetTracker', () => {
   });
 
   it('is not complete before discovery has answered at all; an answered empty discovery is', () => {
-    const tracker = new FleetTracker(trackerDefaults, new FakeClock(T0));
+    const tracker = new FleetTracker(trackerDefaults, new ManualScheduler(T0));
     assert.equal(tracker.snapshot().complete, false);
     tracker.setPods([]);
     assert.equal(tracker.snapshot().complete, true);
   });
 
   it('is not complete while discovery has only failed; an empty answer or a good one completes it', () => {
-    const tracker = new FleetTracker(trackerDefaults, new FakeClock(T0));
+    const tracker = new FleetTracker(trackerDefaults, new ManualScheduler(T0));
     tracker.setPods([], new GateError('discovery_failed', 'SERVFAIL'));
     assert.equal(tracker.snapshot().complete, false);
     assert.equal(tracker.snapshot().discoveryError?.code, 'discovery_failed');
@@ -124,6 +124,44 @@ describe('FleetTracker', () => {
     tracker.ingest(okReport(A, T0, metrics({ 'a/x': { g: 1 }, 'a/y': { g: 1 }, 'a/z': { g: 1 } }, OLD)));
     assert.equal(tracker.snapshot().plugins.size, 2);
     assert.ok(tracker.droppedPlugins > 0);
+  });
+
+  it('S2 a process start time in the future (daemon clock ahead) is unknown: the pod counts from first seen, so startup-max applies', () => {
+    const { tracker, clock } = newTracker([A, B]);
+    const ahead = T0 + 3_600_000; // the daemon's clock is an hour ahead of the gate's
+    // B runs a/y and is past start-up; A reports its start an hour from now, runs a/x and keeps launching a/z.
+    const report = (): void => {
+      tracker.ingest(okReport(A, clock.now(), metrics({ 'a/x': { g: 1 }, 'a/z': { g: 0.5 } }, ahead)));
+      tracker.ingest(okReport(B, clock.now(), metrics({ 'a/y': { g: 1 } }, OLD)));
+    };
+    report();
+    assert.equal(tracker.snapshot().pods.get(A)?.inStartup, true, 'within startup-grace of first sight');
+    for (let t = 0; t < 16; t++) {
+      clock.advance(60_000);
+      report();
+      if (t === 9) assert.equal(tracker.snapshot().pods.get(A)?.inStartup, true, '10 min: still launching, below startup-max');
+    }
+    // 16 minutes after first sight: past startup-max (15 min), whatever the reported start says.
+    const snap = tracker.snapshot();
+    assert.equal(snap.pods.get(A)?.inStartup, false);
+    assert.deepEqual(snap.startupPods, []);
+    assert.equal(snap.pods.get(A)?.plugins.get('a/x')?.state, 'ready');
+    // Still ahead later on: the process keeps counting from first sight, never back into start-up.
+    clock.set(ahead + 1_000);
+    report();
+    assert.equal(tracker.snapshot().pods.get(A)?.inStartup, false);
+  });
+
+  it('a restart whose start time is in the future counts from when the new process was first seen', () => {
+    const { tracker, clock } = newTracker([A]);
+    tracker.ingest(okReport(A, clock.now(), metrics({ 'a/x': { g: 1 } }, OLD)));
+    assert.equal(tracker.snapshot().pods.get(A)?.inStartup, false);
+    clock.advance(3_600_000);
+    tracker.ingest(okReport(A, clock.now(), metrics({}, clock.now() + 600_000)));
+    assert.equal(tracker.snapshot().pods.get(A)?.inStartup, true, 'new process: in start-up from its first sight');
+    clock.advance(61_000);
+    tracker.ingest(okReport(A, clock.now(), metrics({ 'a/x': { g: 1 } }, clock.now() + 539_000)));
+    assert.equal(tracker.snapshot().pods.get(A)?.inStartup, false, 'past startup-grace since first sight, nothing launching');
   });
 
   it('keeps snapshots immutable: an old snapshot does not change when a new one is built', () => {

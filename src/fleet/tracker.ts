@@ -37,6 +37,12 @@ interface PodRecord {
   platform: string | undefined;
   /** The daemon's retry limit from its last /ready/check detail, for the current process. */
   learnedMaxRetries: number | undefined;
+  /**
+   * Set when the current process reported a start time in the gate's future (a
+   * daemon clock ahead): that start time is unknown, and the process counts from
+   * when the gate first saw it, so startup-max still bounds its start-up.
+   */
+  startAheadSeenAt: number | undefined;
   /** Per plugin with a series: its last (gauge, failures) and when they last changed. */
   series: Map<PluginId, { gauge: number | undefined; failed: number; since: number }>;
   signal: { polls: number; readyFresh: boolean; value: boolean } | undefined;
@@ -124,6 +130,9 @@ export class FleetTracker {
           // A new daemon process: nothing learned about the old one holds.
           rec.learnedMaxRetries = undefined;
           rec.series.clear();
+        }
+        if (rec.metrics === undefined || m.processStartMs !== rec.metrics.processStartMs) {
+          rec.startAheadSeenAt = m.processStartMs !== undefined && m.processStartMs > report.at ? report.at : undefined;
         }
         trackSeries(rec.series, m, report.at);
         rec.metrics = m;
@@ -227,9 +236,9 @@ export class FleetTracker {
       let data: PodData | undefined;
       const dataOf = (): PodData =>
         (data ??= {
-          metrics: rec.metrics,
+          metrics: rec.startAheadSeenAt === undefined || rec.metrics === undefined ? rec.metrics : { ...rec.metrics, processStartMs: undefined },
           ready: readyFresh ? rec.ready : undefined,
-          firstSeenAt: rec.firstSeenAt,
+          firstSeenAt: rec.startAheadSeenAt ?? rec.firstSeenAt,
           learnedMaxRetries: rec.learnedMaxRetries,
           changedAt: rec.series,
         });
@@ -349,6 +358,7 @@ function newRecord(address: string, now: number): PodRecord {
     version: undefined,
     platform: undefined,
     learnedMaxRetries: undefined,
+    startAheadSeenAt: undefined,
     series: new Map(),
     signal: undefined,
     cached: undefined,

@@ -1,14 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { daemonRetryWaitMs } from '../core/daemon.js';
 import { pluginIdFromUniqueId } from '../core/plugin-id.js';
 import {
   PluginLifecycle,
-  retryWaitMs,
   uniqueIdentifierFor,
   type LifecycleEventKind,
   type PluginSpec,
 } from './lifecycle.js';
-import { ManualScheduler } from './scheduler.js';
+import { ManualScheduler } from '../../test/support/manual-scheduler.js';
 
 interface Logged {
   readonly at: number;
@@ -81,11 +81,11 @@ test('plugins queue behind the launch limit with no series, then 0.5 while launc
 test('an always-failing plugin is retried on the upstream schedule and given up after 15 failures', () => {
   const launchMs = 1000;
   const { s, lc, log } = make([{ id: 'a/broken', launchMs, failures: 'always' }]);
-  // Expected launch start times: each failure f waits retryWaitMs(f) before the next attempt.
+  // Expected launch start times: each failure f waits daemonRetryWaitMs(f) before the next attempt.
   const expected: number[] = [0];
   let t = 0;
   for (let f = 1; f < 15; f++) {
-    t += launchMs + retryWaitMs(f);
+    t += launchMs + daemonRetryWaitMs(f);
     expected.push(t);
   }
   s.advance(3_600_000);

@@ -5,9 +5,10 @@
  * pod restart throws it away and builds a new one from the installed list.
  */
 import { createHash } from 'node:crypto';
+import { DAEMON_SCAN_INTERVAL_MS, daemonRetryWaitMs } from '../core/daemon.js';
 import { GateError } from '../core/errors.js';
 import { isPluginId, type PluginId } from '../core/plugin-id.js';
-import type { Scheduler, TimerHandle } from './scheduler.js';
+import type { Scheduler, TimerHandle } from '../core/clock.js';
 
 /** One installed plugin, as a test or scenario describes it. */
 export interface PluginSpec {
@@ -22,12 +23,6 @@ export interface PluginSpec {
 }
 
 export const DEFAULT_PLUGIN_VERSION = '0.0.1';
-/** `PLUGIN_LOCAL_LAUNCHING_CONCURRENT` default. */
-export const DAEMON_LAUNCH_CONCURRENCY = 2;
-/** Upstream `MAX_RETRY_COUNT` (hard-coded; `PLUGIN_LOCAL_MAX_RETRY_COUNT` in PR #600). */
-export const DAEMON_MAX_RETRY_COUNT = 15;
-/** The daemon lists installed plugins at start and then every 30 s. */
-export const DAEMON_SCAN_INTERVAL_MS = 30_000;
 
 const VERSION = /^[0-9]{1,4}(\.[0-9]{1,4}){1,3}(-\w{1,16})?$/;
 
@@ -35,16 +30,6 @@ const VERSION = /^[0-9]{1,4}(\.[0-9]{1,4}){1,3}(-\w{1,16})?$/;
 export function uniqueIdentifierFor(id: PluginId, version: string = DEFAULT_PLUGIN_VERSION): string {
   const sha = createHash('sha256').update(`${id}:${version}`).digest('hex');
   return `${id}:${version}@${sha}`;
-}
-
-/**
- * Upstream `calculateWaitTime(RetryCount)`: the wait before the next launch when
- * `failures` launches have failed so far (unscaled ms).
- */
-export function retryWaitMs(failures: number): number {
-  if (failures < 3) return 0;
-  if (failures < 8) return 30_000;
-  return 60_000;
 }
 
 /** Checks a spec once, loudly, so a typo in a scenario fails at construction. */
@@ -351,14 +336,14 @@ export class PluginLifecycle {
         e.phase = 'gave_up';
         this.opts.emit('gave_up', e.pluginId, `after ${e.failures} failed launches`);
       } else {
-        const wait = retryWaitMs(e.failures) * this.opts.timeScale;
+        const wait = daemonRetryWaitMs(e.failures) * this.opts.timeScale;
         if (wait <= 0) {
           e.phase = 'queued';
           this.queue.push(e);
         } else {
           // The slot is released while the plugin waits out its retry delay.
           e.phase = 'retry_wait';
-          this.opts.emit('retry_wait', e.pluginId, `${retryWaitMs(e.failures) / 1000} s`);
+          this.opts.emit('retry_wait', e.pluginId, `${daemonRetryWaitMs(e.failures) / 1000} s`);
           e.timer = this.opts.scheduler.setTimeout(() => {
             e.timer = undefined;
             if (this.stopped || this.entries.get(e.uniqueId) !== e) return;

@@ -43,7 +43,7 @@ const slice = (name: string, endpoints: StandInSlice['endpoints'], port = 5002):
   ports: [{ name: 'http', port }],
 });
 
-describe('Kubernetes discovery against the API-server stand-in', () => {
+describe('Kubernetes discovery against the API-server stand-in', { timeout: 120_000 }, () => {
   let api: KubeApiStandIn;
   let saDir: string;
   const running: KubernetesDiscovery[] = [];
