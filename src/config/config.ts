@@ -4,85 +4,22 @@
  * what is allowed, and any problem stops start-up.
  */
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
-import { OPTIONS, OPTION_KEYS, type OptionKind, type OptionSpec } from './options.js';
-import type { SourceName } from '../status/types.js';
-import { tlsFileProblems } from './tls-files.js';
+import { formatHostPort, parseHostPort, type HostPort } from '../core/address.js';
+import { GateError } from '../core/errors.js';
+import { isPluginId } from '../core/plugin-id.js';
+import { tlsFileProblems } from '../tls/files.js';
+import { OPTIONS, fieldOf, isListKind, type ConfigOf, type OptionKind, type OptionSpec } from './options.js';
 import { relationProblems } from './relations.js';
 import { kubeCredentialProblems, kubeCredentials } from './kubernetes-files.js';
 
-export interface HostPort {
-  readonly host: string;
-  readonly port: number;
-}
-
-export interface Config {
-  readonly grpcListen: HostPort;
-  readonly httpListen: HostPort | undefined;
-  readonly adminListen: HostPort;
-  readonly discovery: 'static' | 'dns' | 'kubernetes';
-  readonly targets: readonly string[];
-  readonly dnsName: HostPort | undefined;
-  readonly dnsServer: HostPort | undefined;
-  readonly dnsIntervalMs: number;
-  readonly dnsTimeoutMs: number;
-  readonly kubernetesService: string | undefined;
-  /** Unset: the namespace the credentials imply (the pod's own, or the kubeconfig context's). */
-  readonly kubernetesNamespace: string | undefined;
-  /** A port number or a port name, as given; unset: the slice's only port. */
-  readonly kubernetesPort: string | undefined;
-  readonly kubeconfig: string | undefined;
-  readonly kubernetesTimeoutMs: number;
-  readonly kubernetesWatchTimeoutMs: number;
-  readonly sources: readonly SourceName[];
-  readonly pollIntervalMs: number;
-  readonly pollJitterPercent: number;
-  readonly pollTimeoutMs: number;
-  readonly maxStatusBytes: number;
-  readonly daemonRetryLimit: number;
-  readonly retryStallMs: number;
-  readonly unreachableAfter: number;
-  readonly staleAfterMs: number;
-  readonly startupGraceMs: number;
-  readonly startupMaxMs: number;
-  readonly removedRetentionMs: number;
-  readonly unknownPlugin: 'allow' | 'deny';
-  readonly retryAfterMs: number;
-  readonly failedRetryAfterMs: number;
-  readonly routeHeader: string | undefined;
-  readonly dryRun: boolean;
-  readonly grpcReflection: boolean;
-  readonly maxPlugins: number;
-  readonly httpDenyStatus: number;
-  readonly httpPathPrefix: string;
-  readonly httpRequestFrom: HttpRequestFrom;
-  readonly httpMaxHeaderBytes: number;
-  readonly decisionLog: 'all' | 'denied' | 'none';
-  readonly decisionLogRate: number;
-  readonly logLevel: string;
-  readonly logBufferBytes: number;
-  readonly redactHeaders: readonly string[];
-  /** PEM files of the gRPC and HTTP faces' TLS; tlsCert unset = plaintext. */
-  readonly tlsCert: string | undefined;
-  readonly tlsKey: string | undefined;
-  /** Set: mutual TLS, clients need a certificate signed by one of these CAs. */
-  readonly tlsClientCa: string | undefined;
-  readonly tlsReloadMs: number;
-  readonly drainMs: number;
-}
+/** The validated configuration: one field per row of the option table (see `ConfigOf`). */
+export type Config = ConfigOf<typeof OPTIONS>;
 
 export type RawValues = Record<string, string>;
 
 /** Which gateway convention carries the original request on the forward-auth face. */
-export type HttpRequestFrom = 'auto' | 'x-original-url' | 'x-original-uri' | 'x-forwarded-uri' | 'request';
-
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-  constructor(readonly problems: readonly string[]) {
-    super(problems.join('\n'));
-  }
-}
+export type HttpRequestFrom = Config['httpRequestFrom'];
 
 /** The header names no log ever carries, whatever is configured. */
 export const ALWAYS_REDACTED = ['x-api-key', 'authorization', 'cookie', 'set-cookie', 'proxy-authorization'] as const;
@@ -99,21 +36,13 @@ export interface Sources {
   readonly file: string | undefined;
 }
 
-/** Merge the layers and validate; throws ConfigError listing every problem. */
+/** The environment variable naming the YAML file: not an option, but ours. */
+const CONFIG_FILE_ENV = 'PLUGIN_GATE_CONFIG';
+
+/** Merge the layers and validate; throws GateError config_invalid listing every problem, one line each. */
 export function loadConfig(sources: Sources): Config {
   const problems: string[] = [];
-  const merged: RawValues = {};
-  for (const o of OPTIONS) if (o.default !== undefined) merged[o.key] = o.default;
-
-  if (sources.file !== undefined) Object.assign(merged, readFileLayer(sources.file, problems));
-  for (const o of OPTIONS) {
-    const v = sources.env[envName(o.key)];
-    if (v !== undefined) merged[o.key] = v;
-  }
-  for (const [k, v] of Object.entries(sources.flags)) {
-    if (!OPTION_KEYS.has(k)) problems.push(`--${k}: unknown option (see --help)`);
-    else merged[k] = v;
-  }
+  const merged = mergeLayers(OPTIONS, sources, problems);
   const config = validate(merged, problems);
   if (config !== undefined) problems.push(...relationProblems(config));
   // The TLS files are read and checked here (not in validate, which stays pure)
@@ -124,7 +53,7 @@ export function loadConfig(sources: Sources): Config {
   // Like the TLS files, the Kubernetes credentials are read here so that --check-config
   // says when neither a service account nor the kubeconfig can be used.
   if (config?.discovery === 'kubernetes' && problems.length === 0) problems.push(...kubernetesProblems(config, sources.env));
-  if (problems.length > 0 || config === undefined) throw new ConfigError(problems);
+  if (problems.length > 0 || config === undefined) throw GateError.invalidConfig(problems);
   return config;
 }
 
@@ -137,7 +66,48 @@ function kubernetesProblems(config: Config, env: NodeJS.ProcessEnv): string[] {
   return problems;
 }
 
-function readFileLayer(path: string, problems: string[]): RawValues {
+/** The problem with a PLUGIN_GATE_* variable that names no option (the line starts with the name). */
+function unknownEnvProblem(name: string): string {
+  // Kubernetes Service links name variables after Services: a Service called plugin-gate yields these.
+  const serviceLink = /_(SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT(_\d+_(TCP|UDP|SCTP)(_\w+)?)?)$/.test(name);
+  return `unknown environment variable, no option is named so (see --help)${serviceLink ? '; it looks like a Kubernetes Service link: set enableServiceLinks: false on the pod' : ''}`;
+}
+
+/**
+ * Why a key outside `table` was given, when the command knows it (a gate
+ * option given to `plugin-gate probe`); undefined means simply unknown.
+ */
+export type ForeignKey = (key: string) => string | undefined;
+
+/**
+ * Defaults, then file, then environment, then flags, for the options of one
+ * command's table. Keys outside the table are problems; `foreign` may say why.
+ */
+export function mergeLayers(table: readonly OptionSpec[], sources: Sources, problems: string[], foreign: ForeignKey = () => undefined): RawValues {
+  const keys: ReadonlySet<string> = new Set(table.map((o) => o.key));
+  const merged: RawValues = {};
+  for (const o of table) if (o.default !== undefined) merged[o.key] = o.default;
+
+  if (sources.file !== undefined) Object.assign(merged, readFileLayer(sources.file, problems, keys, foreign));
+  for (const o of table) {
+    const v = sources.env[envName(o.key)];
+    if (v !== undefined) merged[o.key] = v;
+  }
+  // A misspelt variable is as wrong as a misspelt key: silently ignoring it would run with the default.
+  for (const k of Object.keys(sources.env).sort()) {
+    if (!k.startsWith('PLUGIN_GATE_') || k === CONFIG_FILE_ENV) continue;
+    const key = k.slice('PLUGIN_GATE_'.length).toLowerCase().replace(/_/g, '-');
+    if (keys.has(key) && envName(key) === k) continue;
+    problems.push(`${k}: ${foreign(key) ?? unknownEnvProblem(k)}`);
+  }
+  for (const [k, v] of Object.entries(sources.flags)) {
+    if (keys.has(k)) merged[k] = v;
+    else problems.push(`--${k}: ${foreign(k) ?? 'unknown option (see --help)'}`);
+  }
+  return merged;
+}
+
+function readFileLayer(path: string, problems: string[], keys: ReadonlySet<string>, foreign: ForeignKey): RawValues {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -159,8 +129,8 @@ function readFileLayer(path: string, problems: string[]): RawValues {
   }
   const out: RawValues = {};
   for (const [k, v] of Object.entries(doc as Record<string, unknown>)) {
-    if (!OPTION_KEYS.has(k)) {
-      problems.push(`${k}: unknown key in ${path} (see --help)`);
+    if (!keys.has(k)) {
+      problems.push(`${k}: ${foreign(k) ?? `unknown key in ${path} (see --help)`}`);
       continue;
     }
     if (Array.isArray(v)) out[k] = v.map(String).join(',');
@@ -170,65 +140,32 @@ function readFileLayer(path: string, problems: string[]): RawValues {
   return out;
 }
 
-type Parsed = string | number | boolean | HostPort | readonly string[] | undefined;
+export type Parsed = string | number | boolean | HostPort | readonly string[] | undefined;
+
+/** The Config object of parsed values: one field per row, lists never undefined. */
+function build(get: <T extends Parsed>(k: string) => T): Config {
+  const out: Record<string, Parsed> = {};
+  for (const o of OPTIONS) {
+    const value = get(o.key);
+    out[fieldOf(o)] = value === undefined && isListKind(o.kind) ? [] : value;
+  }
+  // The one cast of this module: the loop above fills exactly the fields ConfigOf derives from the same table.
+  return Object.freeze(out) as unknown as Config;
+}
 
 function validate(raw: RawValues, problems: string[]): Config | undefined {
-  const v = new Map<string, Parsed>();
-  for (const o of OPTIONS) {
-    const value = raw[o.key];
-    if (value === undefined) {
-      v.set(o.key, undefined);
-      continue;
-    }
-    const r = parseValue(o, value);
-    if (typeof r === 'object' && r !== null && 'problem' in r) problems.push(`${o.key}: ${JSON.stringify(value)} ${r.problem}`);
-    else v.set(o.key, r);
-  }
-  const get = <T extends Parsed>(k: string): T => v.get(k) as T;
+  const get = parseAll(OPTIONS, raw, problems);
 
-  const discovery = get<'static' | 'dns' | 'kubernetes'>('discovery');
+  const discovery = get<Config['discovery']>('discovery');
   const targets = get<readonly string[] | undefined>('targets') ?? [];
-  const dnsNameRaw = get<string | undefined>('dns-name');
-  let dnsName: HostPort | undefined;
   if (discovery === 'static' && targets.length === 0 && raw['targets'] === undefined) {
     problems.push('targets: (unset) is required with discovery=static: a comma-separated list of IP:port');
   }
-  if (discovery === 'dns') {
-    if (dnsNameRaw === undefined) problems.push('dns-name: (unset) is required with discovery=dns: host:port of a headless Service');
-    else {
-      const hp = parseHostPort(dnsNameRaw, true);
-      if (hp === undefined) problems.push(`dns-name: ${JSON.stringify(dnsNameRaw)} must be host:port, e.g. plugin-daemon-headless.dify.svc.cluster.local:5002`);
-      else dnsName = hp;
-    }
+  if (discovery === 'dns' && raw['dns-name'] === undefined) {
+    problems.push('dns-name: (unset) is required with discovery=dns: host:port of a headless Service');
   }
-  if (discovery === 'kubernetes') {
-    if (raw['kubernetes-service'] === undefined) problems.push("kubernetes-service: (unset) is required with discovery=kubernetes: the name of the daemons' Service");
-  }
-  // Names as Kubernetes validates them: a Service is a DNS-1035 label, a namespace a DNS-1123 label, a port name an IANA service name.
-  const k8sName = (key: string, re: RegExp, what: string): void => {
-    const value = get<string | undefined>(key);
-    if (value !== undefined && !re.test(value)) problems.push(`${key}: ${JSON.stringify(value)} must be ${what}`);
-  };
-  k8sName('kubernetes-service', /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/, 'a Service name: lower-case letters, digits and -, starting with a letter, at most 63');
-  k8sName('kubernetes-namespace', /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'a namespace name: lower-case letters, digits and -, at most 63');
-  const kport = get<string | undefined>('kubernetes-port');
-  if (kport !== undefined && !(/^\d{1,5}$/.test(kport) ? Number(kport) >= 1 && Number(kport) <= 65535 : /^(?=.*[a-z])[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$/.test(kport) && !kport.includes('--'))) {
-    problems.push(`kubernetes-port: ${JSON.stringify(kport)} must be a port number 1-65535 or a port name (lower-case letters, digits and -, at most 15)`);
-  }
-  const startupGrace = get<number>('startup-grace');
-  const startupMax = get<number>('startup-max');
-  if (startupGrace !== undefined && startupMax !== undefined && startupGrace > startupMax) {
-    problems.push(`startup-grace: ${raw['startup-grace']} must not exceed startup-max (${raw['startup-max']})`);
-  }
-  const pollTimeout = get<number>('poll-timeout');
-  const pollInterval = get<number>('poll-interval');
-  if (pollTimeout !== undefined && pollInterval !== undefined && pollTimeout > pollInterval * 5) {
-    problems.push(`poll-timeout: ${raw['poll-timeout']} must be at most five poll intervals (${raw['poll-interval']})`);
-  }
-  const sources = get<readonly string[]>('sources');
-  if (sources !== undefined && !sources.includes('metrics')) {
-    problems.push(`sources: ${JSON.stringify(raw['sources'])} must include metrics: it is the only per-plugin source (health-check and ready-check add to it)`);
-  }
+  problems.push(...kubernetesNameProblems(raw, discovery, get));
+  problems.push(...pollingProblems(raw, get));
   const tlsSet = (k: string): boolean => raw[k] !== undefined;
   if (tlsSet('tls-cert') && !tlsSet('tls-key')) problems.push(`tls-key: (unset) is required with tls-cert: the certificate's PEM private key`);
   if (tlsSet('tls-key') && !tlsSet('tls-cert')) problems.push(`tls-key: ${JSON.stringify(raw['tls-key'])} needs tls-cert, the certificate it belongs to`);
@@ -236,61 +173,70 @@ function validate(raw: RawValues, problems: string[]): Config | undefined {
     problems.push(`tls-client-ca: ${JSON.stringify(raw['tls-client-ca'])} needs tls-cert and tls-key: mutual TLS needs the gate's own certificate`);
   }
   if (problems.length > 0) return undefined;
-
-  const httpRaw = raw['http-listen'];
-  return {
-    grpcListen: get<HostPort>('grpc-listen'),
-    httpListen: httpRaw === 'off' ? undefined : get<HostPort>('http-listen'),
-    adminListen: get<HostPort>('admin-listen'),
-    discovery,
-    targets,
-    dnsName,
-    dnsServer: get<HostPort | undefined>('dns-server'),
-    dnsIntervalMs: get<number>('dns-interval'),
-    dnsTimeoutMs: get<number>('dns-timeout'),
-    kubernetesService: get<string | undefined>('kubernetes-service'),
-    kubernetesNamespace: get<string | undefined>('kubernetes-namespace'),
-    kubernetesPort: get<string | undefined>('kubernetes-port'),
-    kubeconfig: get<string | undefined>('kubeconfig'),
-    kubernetesTimeoutMs: get<number>('kubernetes-timeout'),
-    kubernetesWatchTimeoutMs: get<number>('kubernetes-watch-timeout'),
-    sources: sources as readonly SourceName[],
-    pollIntervalMs: pollInterval,
-    pollJitterPercent: get<number>('poll-jitter'),
-    pollTimeoutMs: pollTimeout,
-    maxStatusBytes: get<number>('max-status-bytes'),
-    daemonRetryLimit: get<number>('daemon-retry-limit'),
-    retryStallMs: get<number>('retry-stall'),
-    unreachableAfter: get<number>('unreachable-after'),
-    staleAfterMs: get<number>('stale-after'),
-    startupGraceMs: startupGrace,
-    startupMaxMs: startupMax,
-    removedRetentionMs: get<number>('removed-retention'),
-    unknownPlugin: get<'allow' | 'deny'>('unknown-plugin'),
-    retryAfterMs: get<number>('retry-after'),
-    failedRetryAfterMs: get<number>('failed-retry-after'),
-    routeHeader: get<string | undefined>('route-header'),
-    dryRun: get<boolean>('dry-run'),
-    grpcReflection: get<boolean>('grpc-reflection'),
-    maxPlugins: get<number>('max-plugins'),
-    httpDenyStatus: get<number>('http-deny-status'),
-    httpPathPrefix: get<string>('http-path-prefix') ?? '',
-    httpRequestFrom: get<HttpRequestFrom>('http-request-from'),
-    httpMaxHeaderBytes: get<number>('http-max-header-bytes'),
-    decisionLog: get<'all' | 'denied' | 'none'>('decision-log'),
-    decisionLogRate: get<number>('decision-log-rate'),
-    logLevel: get<string>('log-level'),
-    logBufferBytes: get<number>('log-buffer-bytes'),
-    redactHeaders: get<readonly string[]>('redact-headers') ?? [],
-    tlsCert: get<string | undefined>('tls-cert'),
-    tlsKey: get<string | undefined>('tls-key'),
-    tlsClientCa: get<string | undefined>('tls-client-ca'),
-    tlsReloadMs: get<number>('tls-reload'),
-    drainMs: get<number>('drain'),
-  };
+  return build(get);
 }
 
-function parseValue(o: OptionSpec, value: string): Parsed | { problem: string } {
+/** discovery=kubernetes needs its Service; names are checked as Kubernetes checks them. */
+function kubernetesNameProblems(raw: RawValues, discovery: Config['discovery'] | undefined, get: <T extends Parsed>(k: string) => T): string[] {
+  const problems: string[] = [];
+  if (discovery === 'kubernetes' && raw['kubernetes-service'] === undefined) {
+    problems.push("kubernetes-service: (unset) is required with discovery=kubernetes: the name of the daemons' Service");
+  }
+  // A Service name is a DNS-1035 label, a namespace a DNS-1123 label, a port name an IANA service name.
+  const name = (key: string, re: RegExp, what: string): void => {
+    const value = get<string | undefined>(key);
+    if (value !== undefined && !re.test(value)) problems.push(`${key}: ${JSON.stringify(value)} must be ${what}`);
+  };
+  name('kubernetes-service', /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/, 'a Service name: lower-case letters, digits and -, starting with a letter, at most 63');
+  name('kubernetes-namespace', /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'a namespace name: lower-case letters, digits and -, at most 63');
+  const port = get<string | undefined>('kubernetes-port');
+  const portOk =
+    port === undefined ||
+    (/^\d{1,5}$/.test(port) ? Number(port) >= 1 && Number(port) <= 65535 : /^(?=.*[a-z])[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$/.test(port) && !port.includes('--'));
+  if (!portOk) problems.push(`kubernetes-port: ${JSON.stringify(port)} must be a port number 1-65535 or a port name (lower-case letters, digits and -, at most 15)`);
+  return problems;
+}
+
+/**
+ * The rules between the polling and state-rule options, shared by every command
+ * that polls a daemon (the gate and `plugin-gate probe`).
+ */
+export function pollingProblems(raw: RawValues, get: <T extends Parsed>(k: string) => T): string[] {
+  const problems: string[] = [];
+  const startupGrace = get<number | undefined>('startup-grace');
+  const startupMax = get<number | undefined>('startup-max');
+  if (startupGrace !== undefined && startupMax !== undefined && startupGrace > startupMax) {
+    problems.push(`startup-grace: ${raw['startup-grace']} must not exceed startup-max (${raw['startup-max']})`);
+  }
+  const pollTimeout = get<number | undefined>('poll-timeout');
+  const pollInterval = get<number | undefined>('poll-interval');
+  if (pollTimeout !== undefined && pollInterval !== undefined && pollTimeout > pollInterval * 5) {
+    problems.push(`poll-timeout: ${raw['poll-timeout']} must be at most five poll intervals (${raw['poll-interval']})`);
+  }
+  const sources = get<readonly string[] | undefined>('sources');
+  if (sources !== undefined && !sources.includes('metrics')) {
+    problems.push(`sources: ${JSON.stringify(raw['sources'])} must include metrics: it is the only per-plugin source (health-check and ready-check add to it)`);
+  }
+  return problems;
+}
+
+/**
+ * Parses every option of `table` present in `raw` by its kind; a bad value is
+ * one problem naming the key, the value and what is allowed.
+ */
+export function parseAll(table: readonly OptionSpec[], raw: RawValues, problems: string[]): <T extends Parsed>(k: string) => T {
+  const v = new Map<string, Parsed>();
+  for (const o of table) {
+    const value = raw[o.key];
+    if (value === undefined) continue;
+    const r = parseValue(o, value);
+    if (typeof r === 'object' && r !== null && 'problem' in r) problems.push(`${o.key}: ${JSON.stringify(value)} ${r.problem}`);
+    else v.set(o.key, r);
+  }
+  return <T extends Parsed>(k: string): T => v.get(k) as T;
+}
+
+export function parseValue(o: OptionSpec, value: string): Parsed | { problem: string } {
   const kind: OptionKind = o.kind;
   const s = value.trim();
   switch (kind.type) {
@@ -299,10 +245,12 @@ function parseValue(o: OptionSpec, value: string): Parsed | { problem: string } 
     case 'path':
       return s === '' || /^\/[\x21-\x7e]*$/.test(s) ? s.replace(/\/+$/, '') : { problem: 'must be empty or an absolute path starting with /' };
     case 'address': {
-      if (o.key === 'http-listen' && s === 'off') return undefined;
+      if (kind.off === true && s === 'off') return undefined;
       const hp = parseHostPort(s, false);
-      return hp ?? { problem: 'must be IP:port (IPv6 as [addr]:port), port 0-65535' };
+      return hp ?? { problem: `must be IP:port (IPv6 as [addr]:port), port 0-65535${kind.off === true ? ', or off' : ''}` };
     }
+    case 'host-port':
+      return parseHostPort(s, true) ?? { problem: `must be host:port, e.g. plugin-daemon-headless.dify.svc.cluster.local:5002` };
     case 'address-list': {
       const parts = s.split(',').map((p) => p.trim()).filter((p) => p !== '');
       const bad = parts.filter((p) => parseHostPort(p, false) === undefined || parseHostPort(p, false)?.port === 0);
@@ -316,7 +264,8 @@ function parseValue(o: OptionSpec, value: string): Parsed | { problem: string } 
       if (ms < kind.minMs || ms > kind.maxMs) return { problem: `must be between ${fmtMs(kind.minMs)} and ${fmtMs(kind.maxMs)}` };
       return ms;
     }
-    case 'int': {
+    case 'int':
+    case 'percent': {
       if (!/^-?\d+$/.test(s)) return { problem: `must be a whole number from ${kind.min} to ${kind.max}` };
       const n = Number(s);
       if (n < kind.min || n > kind.max) return { problem: `must be a whole number from ${kind.min} to ${kind.max}` };
@@ -335,6 +284,15 @@ function parseValue(o: OptionSpec, value: string): Parsed | { problem: string } 
     }
     case 'header-name':
       return /^[a-z0-9!#$%&'*+.^_`|~-]{1,128}$/i.test(s) && !s.startsWith(':') ? s.toLowerCase() : { problem: 'must be an HTTP header name' };
+    case 'plugin-list': {
+      const parts = s.split(',').map((p) => p.trim()).filter((p) => p !== '');
+      const bad = parts.filter((p) => !isPluginId(p));
+      return bad.length > 0 ? { problem: `has entries that are not plugin ids (author/name): ${bad.join(', ')}` } : [...new Set(parts)];
+    }
+    case 'fraction': {
+      const n = /^(0(\.\d+)?|1(\.0+)?|\.\d+)$/.test(s) ? Number(s) : NaN;
+      return Number.isFinite(n) && n >= 0 && n <= 1 ? n : { problem: 'must be a number from 0 to 1, e.g. 0.9' };
+    }
     case 'header-list': {
       const parts = s.split(',').map((p) => p.trim().toLowerCase()).filter((p) => p !== '');
       const bad = parts.filter((p) => !/^[a-z0-9!#$%&'*+.^_`|~-]{1,128}$/.test(p));
@@ -359,49 +317,26 @@ function fmtMs(ms: number): string {
   return `${ms}ms`;
 }
 
-/**
- * `IP:port` or `[v6]:port`; with allowName, a DNS name is accepted as host.
- * Port 0 is accepted (an ephemeral listener, used by tests).
- */
-export function parseHostPort(s: string, allowName: boolean): HostPort | undefined {
-  let host: string;
-  let portText: string;
-  if (s.startsWith('[')) {
-    const end = s.indexOf(']:');
-    if (end < 0) return undefined;
-    host = s.slice(1, end);
-    portText = s.slice(end + 2);
-    if (isIP(host) !== 6) return undefined;
-  } else {
-    const i = s.lastIndexOf(':');
-    if (i <= 0) return undefined;
-    host = s.slice(0, i);
-    portText = s.slice(i + 1);
-    // Names may hold underscores: Docker Compose service names do (Dify's is plugin_daemon).
-    if (isIP(host) !== 4 && !(allowName && /^[a-z0-9_]([a-z0-9_-]{0,62}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,62}[a-z0-9_])?)*\.?$/i.test(host))) return undefined;
-  }
-  if (!/^\d{1,5}$/.test(portText)) return undefined;
-  const port = Number(portText);
-  if (port > 65535) return undefined;
-  return { host, port };
-}
-
-export function formatHostPort(hp: HostPort): string {
-  return isIP(hp.host) === 6 ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
-}
-
 /** `--help` text, generated from the option table. */
 export function helpText(): string {
-  const lines = [
+  return helpFor(OPTIONS, [
     'plugin-gate: traffic gate for Dify plugin-daemon fleets (Envoy ext_authz + HTTP forward-auth)',
     '',
     'usage: plugin-gate [--config FILE] [--OPTION VALUE ...] [--check-config] [--help] [--version]',
+    '       plugin-gate probe --target IP:port [...]   (pod readiness sidecar: plugin-gate probe --help)',
+  ]);
+}
+
+/** Help for one command: its intro lines, the layering rule, then every option of its table. */
+export function helpFor(table: readonly OptionSpec[], intro: readonly string[]): string {
+  const lines = [
+    ...intro,
     '',
     'Every option is also PLUGIN_GATE_<OPTION> in the environment and <option>: in the YAML file.',
     'Flags beat environment beat file beat defaults. Durations: 250ms, 2s, 5m, 1h.',
     '',
   ];
-  for (const o of OPTIONS) {
+  for (const o of table) {
     const def = o.default === undefined ? '(unset)' : o.default === '' ? '""' : o.default;
     lines.push(`  --${o.key.padEnd(22)} ${o.help}`);
     lines.push(`  ${''.padEnd(24)} default: ${def}   env: ${envName(o.key)}`);
@@ -413,3 +348,18 @@ export function helpText(): string {
 export function configFor(flags: RawValues): Config {
   return loadConfig({ flags, env: {}, file: undefined });
 }
+
+/**
+ * Every option at its default, parsed: the one place a default value lives
+ * for code that needs it without a whole configuration (a face given only
+ * tls-* settings, test fixtures). Options without a default are undefined
+ * (lists empty).
+ */
+export const DEFAULTS: Config = (() => {
+  const raw: RawValues = {};
+  for (const o of OPTIONS) if (o.default !== undefined) raw[o.key] = o.default;
+  const problems: string[] = [];
+  const config = build(parseAll(OPTIONS, raw, problems));
+  if (problems.length > 0) throw new GateError('internal', `option table defaults do not parse: ${problems.join('; ')}`);
+  return config;
+})();

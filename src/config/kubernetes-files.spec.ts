@@ -3,17 +3,18 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadConfig } from './config.js';
+import { loadConfig } from './config.js';
+import { GateError } from '../core/errors.js';
 import { kubeCredentialProblems, kubeCredentials } from './kubernetes-files.js';
 
 function problems(fn: () => unknown): string[] {
   try {
     fn();
   } catch (err) {
-    if (err instanceof ConfigError) return [...err.problems];
+    if (err instanceof GateError && err.code === 'config_invalid') return [...err.problems];
     throw err;
   }
-  assert.fail('expected a ConfigError');
+  assert.fail('expected a config_invalid GateError');
 }
 
 describe('Kubernetes credentials and options', () => {

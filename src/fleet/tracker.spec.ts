@@ -1,10 +1,12 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { failReport, metrics, newTracker, okReport, OLD, T0, trackerDefaults } from '../../test/support/fleet.js';
 import { ManualScheduler } from '../../test/support/manual-scheduler.js';
 import { GateError } from '../core/errors.js';
 import { FleetTracker } from './tracker.js';
 import type { FleetChange } from './tracker.js';
+import type { FleetSnapshot } from './types.js';
 
 const A = '10.0.0.1:5002';
 const B = '10.0.0.2:5002';
@@ -18,6 +20,23 @@ describe('FleetTracker', () => {
     assert.equal(tracker.snapshot().pods.get(B)?.state, 'stale'); // never read: no data, never live
     tracker.ingest(failReport(B, T0));
     assert.equal(tracker.snapshot().complete, true);
+  });
+
+  it('a snapshot listener that throws is reported and neither breaks the view nor the other listeners', () => {
+    const errors: GateError[] = [];
+    const tracker = new FleetTracker(trackerDefaults, new ManualScheduler(T0), (e) => errors.push(e));
+    let seen = 0;
+    tracker.onSnapshot(() => {
+      throw new Error('listener bug');
+    });
+    tracker.onSnapshot(() => seen++);
+    tracker.setPods([A]);
+    tracker.ingest(okReport(A, T0, metrics({ 'a/x': { g: 1 } }, OLD)));
+    assert.equal(seen, 2);
+    assert.equal(errors.length, 2);
+    assert.equal(errors[0]?.code, 'internal');
+    assert.equal(errors[0]?.message, 'listener bug');
+    assert.equal(tracker.snapshot().pods.get(A)?.state, 'live');
   });
 
   it('is not complete before discovery has answered at all; an answered empty discovery is', () => {
@@ -43,7 +62,8 @@ describe('FleetTracker', () => {
     assert.deepEqual(tracker.snapshot().plugins.get('a/x')?.readyPods, [A, B]);
     for (let i = 1; i <= 2; i++) {
       clock.advance(1_000);
-      tracker.ingest(failReport(B, clock.now()));
+      // Timeouts and resets may be a passing hiccup: they count.
+      tracker.ingest(failReport(B, clock.now(), i === 1 ? 'status_reset' : 'status_timeout'));
       assert.equal(tracker.snapshot().pods.get(B)?.state, 'live', `after ${i} failures`);
     }
     clock.advance(1_000);
@@ -53,6 +73,65 @@ describe('FleetTracker', () => {
     assert.equal(snap.pods.get(B)?.lastError?.code, 'status_timeout');
     assert.deepEqual(snap.plugins.get('a/x')?.readyPods, [A]);
     assert.deepEqual(snap.livePods.map((p) => p.address), [A]);
+  });
+
+  it('P2a a poll refused at connect makes the pod unreachable at once, whatever the other sources did', () => {
+    const { tracker, clock } = newTracker([A, B]);
+    tracker.ingest(okReport(A, T0, metrics({ 'a/x': { g: 1 } }, OLD)));
+    tracker.ingest(okReport(B, T0, metrics({ 'a/x': { g: 1 } }, OLD)));
+    clock.advance(500);
+    // Metrics refused, health timed out: something refused, so nothing listens there.
+    const refused = failReport(B, clock.now(), 'status_refused');
+    tracker.ingest({ ...refused, health: failReport(B, clock.now(), 'status_timeout').health! });
+    let snap = tracker.snapshot();
+    assert.equal(snap.pods.get(B)?.state, 'unreachable');
+    assert.equal(snap.pods.get(B)?.consecutiveFailures, 1);
+    assert.equal(snap.pods.get(B)?.lastError?.code, 'status_refused');
+    assert.deepEqual(snap.plugins.get('a/x')?.readyPods, [A]);
+    // A later timeout (the node is gone too) does not make it reachable again.
+    clock.advance(500);
+    tracker.ingest(failReport(B, clock.now(), 'status_timeout'));
+    snap = tracker.snapshot();
+    assert.equal(snap.pods.get(B)?.state, 'unreachable');
+    assert.equal(snap.pods.get(B)?.lastError?.code, 'status_timeout');
+    // A partial answer is an answer: a refused source there changes nothing.
+    clock.advance(500);
+    tracker.ingest(okReport(A, clock.now(), metrics({ 'a/x': { g: 1 } }, OLD)));
+    const partial = okReport(A, clock.now(), metrics({ 'a/x': { g: 1 } }, OLD));
+    tracker.ingest({ ...partial, health: failReport(A, clock.now(), 'status_refused').health! });
+    assert.equal(tracker.snapshot().pods.get(A)?.state, 'live');
+  });
+
+  it('P2b a pod that refused connections and answers again is a new process: new start time, start-up rules again', () => {
+    const { tracker, clock } = newTracker([A], { startupGraceMs: 60_000 });
+    // No process_start_time_seconds: the gate knows the process only by when it first answered.
+    const ready = { ready: false, reason: 'plugins_starting', detail: { missing: [], failed: [], expected: 1, running: 0, maxRetries: 3 } };
+    tracker.ingest(okReport(A, T0, metrics({ 'a/x': { g: 1 } }, undefined), ready));
+    clock.advance(120_000);
+    tracker.ingest(okReport(A, clock.now(), metrics({ 'a/x': { g: 1 }, 'a/y': { g: 0, f: 4 } }, undefined)));
+    let pod = tracker.snapshot().pods.get(A)!;
+    assert.equal(pod.inStartup, false, 'past start-up-grace, nothing launching');
+    assert.equal(pod.plugins.get('a/y')?.state, 'failed', 'the learned limit of 3 applies');
+    tracker.ingest(failReport(A, clock.now(), 'status_refused'));
+    assert.equal(tracker.snapshot().pods.get(A)?.state, 'unreachable');
+    clock.advance(3_000);
+    const back = clock.now();
+    tracker.ingest(okReport(A, back, metrics({ 'a/x': { g: 0.5 }, 'a/y': { g: 0, f: 4 } }, undefined)));
+    pod = tracker.snapshot().pods.get(A)!;
+    assert.equal(pod.state, 'live');
+    assert.equal(pod.consecutiveFailures, 0);
+    assert.equal(pod.inStartup, true, 'a new process is in start-up again (S1 from the time it came back)');
+    assert.equal(pod.plugins.get('a/x')?.state, 'starting');
+    assert.equal(pod.plugins.get('a/y')?.state, 'starting', 'the old process\'s retry limit is forgotten (default 15)');
+    assert.deepEqual(tracker.snapshot().plugins.get('a/x')?.readyPods, []);
+    clock.advance(60_001);
+    tracker.ingest(okReport(A, clock.now(), metrics({ 'a/x': { g: 0.5 }, 'a/y': { g: 0, f: 4 } }, undefined)));
+    assert.equal(tracker.snapshot().pods.get(A)?.inStartup, true, 'past the grace from its return, still launching a/x');
+    // A timeout, unlike a refusal, proves no exit: the same process keeps what was learned.
+    tracker.ingest(okReport(A, clock.now(), metrics({ 'a/x': { g: 1 } }, T0)));
+    tracker.ingest(failReport(A, clock.now(), 'status_timeout'));
+    tracker.ingest(okReport(A, clock.now(), metrics({ 'a/x': { g: 1 } }, T0)));
+    assert.equal(tracker.snapshot().pods.get(A)?.startedAt, T0);
   });
 
   it('P3 a pod with no good metrics within stale-after is stale; decisions also see freshUntil', () => {
@@ -213,5 +292,60 @@ describe('FleetTracker', () => {
     assert.deepEqual(third.plugins.get('a/x')?.failedPods, [A]);
     for (let i = 0; i < 3; i++) tracker.ingest(failReport(B, clock.now()));
     assert.deepEqual(tracker.snapshot().plugins.get('a/x')?.readyPods, [], 'a pod leaving the live set rebuilds the index');
+  });
+});
+
+describe('FleetTracker: the plugin index kept up to date report by report', () => {
+  /** The index by its definition: every plugin any pod reports; the live pods where it is ready, starting or failed, in address order. */
+  function expected(snap: FleetSnapshot): unknown {
+    const out = new Map<string, { ready: string[]; starting: string[]; failed: string[] }>();
+    for (const address of [...snap.pods.keys()].sort()) {
+      const pod = snap.pods.get(address)!;
+      for (const [id, p] of pod.plugins) {
+        let e = out.get(id);
+        if (e === undefined) out.set(id, (e = { ready: [], starting: [], failed: [] }));
+        if (pod.state === 'live' && p.state !== 'absent') e[p.state].push(address);
+      }
+    }
+    return [...out].sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  }
+  function actual(snap: FleetSnapshot): unknown {
+    return [...snap.plugins.values()]
+      .map((pv) => [pv.id, { ready: [...pv.readyPods], starting: [...pv.startingPods], failed: [...pv.failedPods] }] as const)
+      .sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  }
+
+  it('equals an index built from scratch after any sequence of reports, failures, removals and returns', () => {
+    const pods = ['10.0.0.1:5002', '10.0.0.2:5002', '10.0.0.3:5002', '10.0.0.4:5002', '10.0.0.5:5002'];
+    const ids = ['a/p1', 'a/p2', 'b/p3', 'b/p4', 'c/p5', 'c/p6'];
+    const series = fc.oneof(fc.constant(undefined), fc.record({ g: fc.constantFrom(0, 0.5, 1), f: fc.constantFrom(0, 2, 20) }));
+    const step = fc.oneof(
+      fc.record({ kind: fc.constant('ok' as const), pod: fc.nat(pods.length - 1), young: fc.boolean(), plugins: fc.array(series, { minLength: ids.length, maxLength: ids.length }) }),
+      fc.record({ kind: fc.constant('fail' as const), pod: fc.nat(pods.length - 1) }),
+      fc.record({ kind: fc.constant('discover' as const), keep: fc.subarray(pods) }),
+      fc.record({ kind: fc.constant('time' as const), ms: fc.constantFrom(1_000, 11_000, 400_000) }),
+    );
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 40 }), (steps) => {
+        const { tracker, clock } = newTracker(pods);
+        for (const s of steps) {
+          const now = clock.now();
+          if (s.kind === 'ok') {
+            const ps: Record<string, { g?: number; f?: number }> = {};
+            s.plugins.forEach((p, j) => {
+              if (p !== undefined) ps[ids[j]!] = p.f === 0 ? { g: p.g } : p;
+            });
+            tracker.ingest(okReport(pods[s.pod]!, now, metrics(ps, s.young ? now - 1_000 : OLD)));
+          } else if (s.kind === 'fail') tracker.ingest(failReport(pods[s.pod]!, now));
+          else if (s.kind === 'discover') tracker.setPods(s.keep);
+          else {
+            clock.advance(s.ms);
+            tracker.tick();
+          }
+          assert.deepEqual(actual(tracker.snapshot()), expected(tracker.snapshot()));
+        }
+      }),
+      { numRuns: 400 },
+    );
   });
 });

@@ -4,7 +4,7 @@
  * immutable snapshot and swaps it in. Readers only ever hold a snapshot.
  */
 import type { Clock } from '../core/clock.js';
-import type { GateError } from '../core/errors.js';
+import { GateError } from '../core/errors.js';
 import type { PluginId } from '../core/plugin-id.js';
 import type { Endpoint } from '../discovery/types.js';
 import type { MetricsData, PodReport, ReadyData } from '../status/types.js';
@@ -29,6 +29,12 @@ interface PodRecord {
   lastReportAt: number | undefined;
   lastSuccessAt: number | undefined;
   lastError: GateError | undefined;
+  /**
+   * Set when a poll got no answer and some source was refused at connect: nothing
+   * listens, the daemon process is gone. Cleared by the next answer, which is then
+   * a new process (see `newProcess`).
+   */
+  refusedAt: number | undefined;
   metrics: MetricsData | undefined;
   metricsAt: number | undefined;
   ready: ReadyData | undefined;
@@ -46,6 +52,14 @@ interface PodRecord {
   /** Per plugin with a series: its last (gauge, failures) and when they last changed. */
   series: Map<PluginId, { gauge: number | undefined; failed: number; since: number }>;
   signal: { polls: number; readyFresh: boolean; value: boolean } | undefined;
+  /**
+   * The plugin map last computed, and the data it came from. A settled pod's
+   * report usually carries the very same data (the metrics reader hands back
+   * the same object when the plugin families are byte-identical): the map is
+   * then kept without evaluating a rule, unless some plugin's state can change
+   * with time alone (a retry that may stall).
+   */
+  derived: { readonly from: DerivedFrom; readonly plugins: ReadonlyMap<PluginId, PluginOnPod>; readonly timeSensitive: boolean } | undefined;
   cached: { polls: number; readyFresh: boolean; view: PodView } | undefined;
 }
 
@@ -66,13 +80,19 @@ export class FleetTracker {
   private version = 0;
   private readonly listeners: SnapshotListener[] = [];
   /** The last plugin index and what it was built from. */
-  private index: { key: readonly unknown[]; plugins: ReadonlyMap<PluginId, PluginView> } | undefined;
+  private index: PluginIndex | undefined;
+  /** Pod addresses in order; recomputed only when the set of records changes. */
+  private order: string[] | undefined;
   /** Plugin sightings past max-plugins in the latest snapshot: counted, never indexed or labelled. */
   droppedPlugins = 0;
+  /** The same, per pod (pods with none are absent): shown in /status. */
+  droppedByPod: ReadonlyMap<string, number> = new Map();
 
   constructor(
     private readonly cfg: TrackerConfig,
     private readonly clock: Clock,
+    /** Gets what a snapshot listener throws (background work never throws). */
+    private readonly onListenerError: (error: GateError) => void = () => undefined,
   ) {
     this.current = this.build([]);
   }
@@ -105,6 +125,7 @@ export class FleetTracker {
     for (const rec of this.pods.values()) {
       if (!keep.has(rec.address) && rec.removedAt === undefined) rec.removedAt = now;
     }
+    this.order = undefined;
     // A lookup that failed outright has not discovered the fleet: the gate stays
     // not-ready until discovery has answered once (an empty answer counts).
     if (error === undefined || error.code === 'discovery_empty') this.discovered = true;
@@ -117,24 +138,28 @@ export class FleetTracker {
     if (rec === undefined || rec.removedAt !== undefined) return; // a late answer from a pod already gone
     rec.polls += 1;
     rec.lastReportAt = report.at;
+    // A pod that refused connections and answers again runs a new daemon process,
+    // even one that does not publish process_start_time_seconds.
+    if (rec.refusedAt !== undefined && (report.metrics?.ok === true || report.ready?.ok === true || report.health?.ok === true)) {
+      newProcess(rec, report.at);
+    }
     let answered = false;
+    let refused = false;
     let firstError: GateError | undefined;
     const note = (e: GateError): void => {
       firstError ??= e;
+      if (e.code === 'status_refused') refused = true;
     };
     if (report.metrics !== undefined) {
       if (report.metrics.ok) {
         answered = true;
         const m = report.metrics.data;
-        if (rec.metrics !== undefined && m.processStartMs !== rec.metrics.processStartMs) {
-          // A new daemon process: nothing learned about the old one holds.
-          rec.learnedMaxRetries = undefined;
-          rec.series.clear();
-        }
+        if (rec.metrics !== undefined && m.processStartMs !== rec.metrics.processStartMs) newProcess(rec, report.at);
         if (rec.metrics === undefined || m.processStartMs !== rec.metrics.processStartMs) {
           rec.startAheadSeenAt = m.processStartMs !== undefined && m.processStartMs > report.at ? report.at : undefined;
         }
-        trackSeries(rec.series, m, report.at);
+        // The same object again: the reader found the plugin families unchanged, so is every series.
+        if (m !== rec.metrics) trackSeries(rec.series, m, report.at);
         rec.metrics = m;
         rec.metricsAt = report.at;
       } else note(report.metrics.error);
@@ -159,6 +184,9 @@ export class FleetTracker {
       rec.lastSuccessAt = report.at;
     } else {
       rec.consecutiveFailures += 1;
+      // Refused at connect: nothing listens at the address, the process has exited
+      // (a timeout or a reset may be a passing hiccup, so those keep the counting rule).
+      if (refused) rec.refusedAt ??= report.at;
     }
     // Keep the last error even after a partial success: /status shows why a source is failing.
     rec.lastError = firstError;
@@ -169,26 +197,36 @@ export class FleetTracker {
   tick(): void {
     const now = this.clock.now();
     for (const [a, rec] of this.pods) {
-      if (rec.removedAt !== undefined && now - rec.removedAt > this.cfg.removedRetentionMs) this.pods.delete(a);
+      if (rec.removedAt !== undefined && now - rec.removedAt > this.cfg.removedRetentionMs) {
+        this.pods.delete(a);
+        this.order = undefined;
+      }
     }
     this.swap();
   }
 
-  /** Capped at max-plugins: plugins past the cap are counted, not indexed. */
+  /**
+   * Capped at max-plugins: plugins past the cap are counted per pod, not
+   * indexed. Which plugins get in must not depend on which pod sorts first (one
+   * pod reporting thousands of series once hid every other pod's plugins), so:
+   * first every plugin ready, starting or failed on some live pod, then the
+   * rest (absent, or only on pods that are not live); within each tier the pods
+   * take turns, one plugin each per round.
+   */
   private buildIndex(pods: ReadonlyMap<string, PodView>): Map<PluginId, PluginView> {
-    let unindexed = 0;
+    const admitted = admitPlugins(pods, this.cfg.maxPlugins);
     const byPlugin = new Map<PluginId, { ready: string[]; starting: string[]; failed: string[] }>();
+    for (const id of admitted) byPlugin.set(id, { ready: [], starting: [], failed: [] });
+    let unindexed = 0;
+    const droppedByPod = new Map<string, number>();
     for (const pod of pods.values()) {
       const isLive = pod.state === 'live';
+      let dropped = 0;
       for (const [id, p] of pod.plugins) {
-        let b = byPlugin.get(id);
+        const b = byPlugin.get(id);
         if (b === undefined) {
-          if (byPlugin.size >= this.cfg.maxPlugins) {
-            unindexed++;
-            continue;
-          }
-          b = { ready: [], starting: [], failed: [] };
-          byPlugin.set(id, b);
+          dropped++;
+          continue;
         }
         // Plugins on pods that are not live are listed (in /status) but never counted as anywhere.
         if (!isLive) continue;
@@ -196,13 +234,46 @@ export class FleetTracker {
         else if (p.state === 'starting') b.starting.push(pod.address);
         else if (p.state === 'failed') b.failed.push(pod.address);
       }
+      if (dropped > 0) droppedByPod.set(pod.address, dropped);
+      unindexed += dropped;
     }
     this.droppedPlugins = unindexed;
+    this.droppedByPod = droppedByPod;
     const out = new Map<PluginId, PluginView>();
     for (const [id, b] of byPlugin) {
       out.set(id, { id, readyPods: b.ready, startingPods: b.starting, failedPods: b.failed });
     }
     return out;
+  }
+
+  /**
+   * The per-plugin index. It depends only on which pods are live and on their
+   * plugin maps: kept whole when none of those changed since the last build,
+   * patched for the few pods that did (a report changes one pod), and built
+   * from scratch otherwise. Patching costs the changed pods' plugins, not the
+   * fleet's: during a whole-fleet cold start every report changes its pod.
+   */
+  private indexFor(pods: ReadonlyMap<string, PodView>): ReadonlyMap<PluginId, PluginView> {
+    const prev = this.index;
+    if (prev !== undefined) {
+      const changed: string[] = [];
+      for (const pod of pods.values()) {
+        const b = prev.basis.get(pod.address);
+        if (b === undefined ? pod.plugins.size > 0 : b.plugins !== pod.plugins || b.live !== (pod.state === 'live')) changed.push(pod.address);
+      }
+      if (prev.basis.size > 0) for (const address of prev.basis.keys()) if (!pods.has(address)) changed.push(address);
+      if (changed.length === 0) return prev.plugins;
+      if (this.droppedPlugins === 0 && changed.length <= PATCH_MAX_PODS) {
+        const patched = patchIndex(prev, changed, pods, this.cfg.maxPlugins);
+        if (patched !== undefined) {
+          this.index = patched;
+          return patched.plugins;
+        }
+      }
+    }
+    const plugins = this.buildIndex(pods);
+    this.index = indexOf(plugins, pods);
+    return plugins;
   }
 
   private swap(): void {
@@ -212,8 +283,13 @@ export class FleetTracker {
     for (const l of this.listeners) {
       try {
         l(this.current, changes);
-      } catch {
-        // A listener (log, metrics) must never break the view.
+      } catch (err) {
+        // A listener (log, metrics) must never break the view; its failure is reported, once per throw.
+        try {
+          this.onListenerError(GateError.from(err));
+        } catch {
+          // nowhere left to report to
+        }
       }
     }
   }
@@ -226,7 +302,7 @@ export class FleetTracker {
     const startup: PodView[] = [];
     let complete = this.discovered;
 
-    const addresses = [...this.pods.keys()].sort();
+    const addresses = (this.order ??= [...this.pods.keys()].sort());
     for (const address of addresses) {
       const rec = this.pods.get(address)!;
       if (rec.removedAt === undefined && rec.polls === 0) complete = false;
@@ -254,11 +330,27 @@ export class FleetTracker {
       if (c !== undefined && c.polls === rec.polls && c.readyFresh === readyFresh && c.view.state === state && c.view.inStartup === inStartup && c.view.endpoint === rec.endpoint) {
         view = c.view;
       } else {
-        let plugins = new Map<PluginId, PluginOnPod>();
-        if (state !== 'removed') for (const id of pluginsOf(dataOf())) plugins.set(id, pluginOnPod(id, dataOf(), inStartup, cfg, now));
-        // Same plugin states as before (the usual report of a settled pod): keep the old map,
-        // so the plugin index below can be kept too.
-        if (c !== undefined && samePlugins(c.view.plugins, plugins)) plugins = c.view.plugins as Map<PluginId, PluginOnPod>;
+        const from: DerivedFrom = { metrics: rec.metrics, ready: readyFresh ? rec.ready : undefined, learned: rec.learnedMaxRetries, inStartup, removed: state === 'removed' };
+        const d = rec.derived;
+        let plugins: ReadonlyMap<PluginId, PluginOnPod>;
+        if (d !== undefined && !d.timeSensitive && sameFrom(d.from, from)) {
+          plugins = d.plugins;
+        } else {
+          const fresh = new Map<PluginId, PluginOnPod>();
+          let timeSensitive = false;
+          if (state !== 'removed') {
+            for (const id of pluginsOf(dataOf())) {
+              const p = pluginOnPod(id, dataOf(), inStartup, cfg, now);
+              // Between retries (gauge 0, some failures) the state turns to failed once the retry stalls.
+              if (p.gauge === 0 && p.failedLaunches > 0) timeSensitive = true;
+              fresh.set(id, p);
+            }
+          }
+          // Same plugin states as before (the usual report of a settled pod): keep the old map,
+          // so the plugin index below can be kept too.
+          plugins = c !== undefined && samePlugins(c.view.plugins, fresh) ? c.view.plugins : fresh;
+          rec.derived = { from, plugins, timeSensitive };
+        }
         view = {
           address,
           name: rec.endpoint?.podName,
@@ -274,6 +366,7 @@ export class FleetTracker {
           consecutiveFailures: rec.consecutiveFailures,
           lastError: rec.lastError,
           plugins: plugins.size === 0 ? EMPTY_PLUGINS : plugins,
+          droppedSeries: rec.metrics?.droppedSeries ?? 0,
         };
         rec.cached = { polls: rec.polls, readyFresh, view };
         if (prev !== undefined) diffPod(prev.pods.get(address), view, changes);
@@ -285,17 +378,7 @@ export class FleetTracker {
       }
     }
 
-    // The per-plugin index. It depends only on which pods are live and on their
-    // plugin maps; when neither changed since the last build, it is kept whole.
-    const indexKey: unknown[] = [];
-    for (const pod of pods.values()) if (pod.plugins.size > 0) indexKey.push(pod.address, pod.state === 'live', pod.plugins);
-    let plugins: ReadonlyMap<PluginId, PluginView>;
-    if (this.index !== undefined && sameKey(this.index.key, indexKey)) {
-      plugins = this.index.plugins;
-    } else {
-      plugins = this.buildIndex(pods);
-      this.index = { key: indexKey, plugins };
-    }
+    const plugins = this.indexFor(pods);
     return {
       version: ++this.version,
       builtAt: now,
@@ -305,6 +388,7 @@ export class FleetTracker {
       startupPods: startup,
       plugins,
       discoveryError: this.discoveryError,
+      droppedPlugins: this.droppedByPod,
     };
   }
 }
@@ -325,18 +409,25 @@ function trackSeries(series: Map<PluginId, { gauge: number | undefined; failed: 
   for (const id of series.keys()) if (!seen.has(id)) series.delete(id);
 }
 
+/** What a pod's plugin map is computed from, besides the time. */
+interface DerivedFrom {
+  readonly metrics: MetricsData | undefined;
+  readonly ready: ReadyData | undefined;
+  readonly learned: number | undefined;
+  readonly inStartup: boolean;
+  readonly removed: boolean;
+}
+
+function sameFrom(a: DerivedFrom, b: DerivedFrom): boolean {
+  return a.metrics === b.metrics && a.ready === b.ready && a.learned === b.learned && a.inStartup === b.inStartup && a.removed === b.removed;
+}
+
 function samePlugins(a: ReadonlyMap<PluginId, PluginOnPod>, b: ReadonlyMap<PluginId, PluginOnPod>): boolean {
   if (a.size !== b.size) return false;
   for (const [id, x] of b) {
     const y = a.get(id);
     if (y === undefined || y.state !== x.state || y.gauge !== x.gauge || y.failedLaunches !== x.failedLaunches || y.restarts !== x.restarts || y.why !== x.why) return false;
   }
-  return true;
-}
-
-function sameKey(a: readonly unknown[], b: readonly unknown[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 }
 
@@ -351,6 +442,7 @@ function newRecord(address: string, now: number): PodRecord {
     lastReportAt: undefined,
     lastSuccessAt: undefined,
     lastError: undefined,
+    refusedAt: undefined,
     metrics: undefined,
     metricsAt: undefined,
     ready: undefined,
@@ -362,19 +454,45 @@ function newRecord(address: string, now: number): PodRecord {
     series: new Map(),
     signal: undefined,
     cached: undefined,
+    derived: undefined,
   };
 }
 
 /**
- * removed: gone from discovery. terminating: discovery says the pod is being
- * deleted (it may still answer, but gets no new requests). unreachable: N polls
- * in a row got no answer from any source. stale: no good plugin data (metrics)
- * within the bound, including a pod never read yet. live: otherwise.
+ * The daemon process at this address was replaced (it refused connections and
+ * answers again, or its process_start_time_seconds changed): nothing learned
+ * about the old process holds. Its start time is the new process's, else the
+ * time it answered again, so the start-up rules apply afresh.
  */
-export function podState(rec: Pick<PodRecord, 'removedAt' | 'consecutiveFailures' | 'metricsAt'> & { readonly endpoint?: Endpoint | undefined }, cfg: TrackerConfig, now: number): PodState {
+function newProcess(rec: PodRecord, at: number): void {
+  rec.firstSeenAt = at;
+  rec.refusedAt = undefined;
+  rec.metrics = undefined;
+  rec.metricsAt = undefined;
+  rec.ready = undefined;
+  rec.readyAt = undefined;
+  rec.version = undefined;
+  rec.platform = undefined;
+  rec.learnedMaxRetries = undefined;
+  rec.startAheadSeenAt = undefined;
+  rec.series.clear();
+}
+
+/**
+ * removed: gone from discovery. terminating: discovery says the pod is being
+ * deleted (it may still answer, but gets no new requests). unreachable: the
+ * last poll was refused at connect (nothing listens), or N polls in a row got
+ * no answer from any source. stale: no good plugin data (metrics) within the
+ * bound, including a pod never read yet. live: otherwise.
+ */
+export function podState(
+  rec: Pick<PodRecord, 'removedAt' | 'consecutiveFailures' | 'metricsAt' | 'refusedAt'> & { readonly endpoint?: Endpoint | undefined },
+  cfg: TrackerConfig,
+  now: number,
+): PodState {
   if (rec.removedAt !== undefined) return 'removed';
   if (rec.endpoint?.terminating === true) return 'terminating';
-  if (rec.consecutiveFailures >= cfg.unreachableAfter) return 'unreachable';
+  if (rec.refusedAt !== undefined || rec.consecutiveFailures >= cfg.unreachableAfter) return 'unreachable';
   if (rec.metricsAt === undefined || now - rec.metricsAt > cfg.staleAfterMs) return 'stale';
   return 'live';
 }
@@ -398,4 +516,152 @@ function diffPod(before: PodView | undefined, after: PodView, out: FleetChange[]
     const was = before?.state === 'live' ? before.plugins.get(id)?.state ?? 'absent' : 'absent';
     if (was !== p.state) out.push({ kind: 'plugin', pod: after.address, name: after.name, plugin: id, from: was, to: p.state, why: p.why });
   }
+}
+
+/** What the index was built from, per pod, and how many pods mention each plugin. */
+interface PluginIndex {
+  readonly plugins: ReadonlyMap<PluginId, PluginView>;
+  /** Per pod with plugins: the plugin map and liveness the index reflects. */
+  readonly basis: ReadonlyMap<string, { readonly plugins: ReadonlyMap<PluginId, PluginOnPod>; readonly live: boolean }>;
+  /** Pods (in any state) whose plugin map has the plugin: an entry lives while this is above 0. */
+  readonly refs: ReadonlyMap<PluginId, number>;
+}
+
+/** More changed pods than this in one build: rebuilding is as cheap as patching. */
+const PATCH_MAX_PODS = 16;
+
+function indexOf(plugins: ReadonlyMap<PluginId, PluginView>, pods: ReadonlyMap<string, PodView>): PluginIndex {
+  const basis = new Map<string, { plugins: ReadonlyMap<PluginId, PluginOnPod>; live: boolean }>();
+  const refs = new Map<PluginId, number>();
+  for (const pod of pods.values()) {
+    if (pod.plugins.size === 0) continue;
+    basis.set(pod.address, { plugins: pod.plugins, live: pod.state === 'live' });
+    for (const id of pod.plugins.keys()) refs.set(id, (refs.get(id) ?? 0) + 1);
+  }
+  return { plugins, basis, refs };
+}
+
+type Listed = 'ready' | 'starting' | 'failed' | undefined;
+
+function listed(live: boolean, p: PluginOnPod | undefined): Listed {
+  if (!live || p === undefined) return undefined;
+  return p.state === 'absent' ? undefined : p.state;
+}
+
+/**
+ * The index after `changed` pods moved from their basis to their view in
+ * `pods`, or undefined when a new plugin would pass max-plugins (the full build
+ * decides what is dropped). Lists stay in address order, as the full build
+ * makes them; untouched plugins keep their view objects.
+ */
+function patchIndex(prev: PluginIndex, changed: readonly string[], pods: ReadonlyMap<string, PodView>, maxPlugins: number): PluginIndex | undefined {
+  const basis = new Map(prev.basis);
+  const refs = new Map(prev.refs);
+  const touched = new Map<PluginId, { ready: string[]; starting: string[]; failed: string[] }>();
+  const EMPTY: ReadonlyMap<PluginId, PluginOnPod> = new Map();
+  for (const address of changed) {
+    const before = prev.basis.get(address);
+    const after = pods.get(address);
+    const oldMap = before?.plugins ?? EMPTY;
+    const oldLive = before?.live ?? false;
+    const newMap = after?.plugins ?? EMPTY;
+    const newLive = after?.state === 'live';
+    const visit = (id: PluginId): void => {
+      const hadIt = oldMap.has(id);
+      const hasIt = newMap.has(id);
+      if (hadIt !== hasIt) refs.set(id, (refs.get(id) ?? 0) + (hasIt ? 1 : -1));
+      const from = listed(oldLive, oldMap.get(id));
+      const to = listed(newLive, newMap.get(id));
+      if (from === to && hadIt === hasIt) return;
+      let t = touched.get(id);
+      if (t === undefined) {
+        const pv = prev.plugins.get(id);
+        t = { ready: [...(pv?.readyPods ?? [])], starting: [...(pv?.startingPods ?? [])], failed: [...(pv?.failedPods ?? [])] };
+        touched.set(id, t);
+      }
+      if (from !== to) {
+        if (from !== undefined) removeSorted(t[from], address);
+        if (to !== undefined) insertSorted(t[to], address);
+      }
+    };
+    for (const id of oldMap.keys()) visit(id);
+    for (const id of newMap.keys()) if (!oldMap.has(id)) visit(id);
+    if (after === undefined || after.plugins.size === 0) basis.delete(address);
+    else basis.set(address, { plugins: after.plugins, live: newLive });
+  }
+  const plugins = new Map(prev.plugins);
+  for (const [id, t] of touched) {
+    if ((refs.get(id) ?? 0) <= 0) {
+      refs.delete(id);
+      plugins.delete(id);
+    } else {
+      if (!plugins.has(id) && plugins.size >= maxPlugins) return undefined;
+      plugins.set(id, { id, readyPods: t.ready, startingPods: t.starting, failedPods: t.failed });
+    }
+  }
+  return { plugins, basis, refs };
+}
+
+/**
+ * Which plugins the index holds when their number passes `cap`: plugins
+ * running somewhere (ready, starting or failed on a live pod) before the rest,
+ * and within each tier the pods in turn, so no pod can crowd out another.
+ * Without a cap problem (the usual case) everything is admitted at once.
+ */
+export function admitPlugins(pods: ReadonlyMap<string, PodView>, cap: number): Set<PluginId> {
+  const all = new Set<PluginId>();
+  for (const pod of pods.values()) for (const id of pod.plugins.keys()) all.add(id);
+  if (all.size <= cap) return all;
+  const admitted = new Set<PluginId>();
+  const running = new Set<PluginId>();
+  const tiers: PluginId[][][] = [[], []];
+  for (const pod of pods.values()) {
+    const live = pod.state === 'live';
+    const mine: PluginId[] = [];
+    for (const [id, p] of pod.plugins) {
+      if (live && p.state !== 'absent') {
+        mine.push(id);
+        running.add(id);
+      }
+    }
+    tiers[0]!.push(mine);
+  }
+  for (const pod of pods.values()) {
+    const rest: PluginId[] = [];
+    for (const id of pod.plugins.keys()) if (!running.has(id)) rest.push(id);
+    tiers[1]!.push(rest);
+  }
+  for (const lists of tiers) {
+    const next = lists.map(() => 0);
+    let progress = true;
+    while (progress && admitted.size < cap) {
+      progress = false;
+      for (let i = 0; i < lists.length && admitted.size < cap; i++) {
+        const list = lists[i]!;
+        // This pod's next plugin not admitted yet (another pod may have brought it in).
+        while (next[i]! < list.length && admitted.has(list[next[i]!]!)) next[i]!++;
+        if (next[i]! < list.length) {
+          admitted.add(list[next[i]!++]!);
+          progress = true;
+        }
+      }
+    }
+  }
+  return admitted;
+}
+
+function insertSorted(list: string[], address: string): void {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (list[mid]! < address) lo = mid + 1;
+    else hi = mid;
+  }
+  if (list[lo] !== address) list.splice(lo, 0, address);
+}
+
+function removeSorted(list: string[], address: string): void {
+  const i = list.indexOf(address);
+  if (i >= 0) list.splice(i, 1);
 }

@@ -11,17 +11,25 @@ import { ERROR_CODES, type ErrorCode } from '../core/errors.js';
 import { ALLOW_REASONS, REASONS, type Decision, type Reason } from '../decide/types.js';
 import type { FleetSnapshot, PodView } from '../fleet/types.js';
 import type { PodReport, SourceName, SourceResult } from '../status/types.js';
+import { HOLD_OUTCOMES, type HoldOutcome } from '../app/hold.js';
 
 export type Face = 'grpc' | 'http';
+
+/** Where background work runs: the label set of plugin_gate_background_errors_total. */
+export type BackgroundSource = 'poller' | 'discovery' | 'tracker' | 'ticker';
 
 export class GateMetrics {
   readonly registry = new client.Registry();
   private readonly decisionChildren = new Map<string, client.Counter.Internal>();
   private readonly latency: client.Histogram;
-  private readonly polls: client.Counter;
-  private readonly pollChildren = new Map<string, client.Counter.Internal>();
+  private readonly pollCount: PollCounter;
   private readonly discoveryErrors: client.Counter;
+  private readonly backgroundErrors: client.Counter<'source' | 'code'>;
   private readonly logSuppressed: client.Counter;
+  private readonly connectionLosses: client.Counter;
+  private readonly holdOutcomes = new Map<HoldOutcome, client.Counter.Internal>();
+  private readonly holdWait: client.Histogram;
+  private heldNow: () => number = () => 0;
 
   constructor(snapshot: () => FleetSnapshot, droppedPlugins: () => number, clock: Clock = systemScheduler) {
     const decisions = new client.Counter({
@@ -42,18 +50,44 @@ export class GateMetrics {
       buckets: [5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 1e-2, 5e-2],
       registers: [this.registry],
     });
-    this.polls = new client.Counter({
-      name: 'plugin_gate_polls_total',
-      help: 'Status reads by source and result code (ok or an error code).',
-      labelNames: ['source', 'code'] as const,
-      registers: [this.registry],
-    });
-    for (const source of ['metrics', 'health-check', 'ready-check'] as const) {
-      for (const code of ['ok', ...ERROR_CODES]) this.pollChildren.set(source + code, this.polls.labels(source, code));
-    }
+    this.pollCount = new PollCounter(this.registry);
     this.logSuppressed = new client.Counter({
       name: 'plugin_gate_decision_log_suppressed_total',
       help: 'Decision log lines dropped by decision-log-rate (the decisions themselves are counted above).',
+      registers: [this.registry],
+    });
+    this.connectionLosses = new client.Counter({
+      name: 'plugin_gate_connection_losses_total',
+      help: 'Status connections a daemon pod closed (FIN or RST); each asks for a poll of that pod at once (rate-limited per pod).',
+      registers: [this.registry],
+    });
+    const outcomes = new client.Counter({
+      name: 'plugin_gate_hold_outcomes_total',
+      help: 'Held requests (hold-starting) by how the wait ended: released (allowed), denied (the plugin failed or lost its pods), expired, shed (max-held), cancelled (caller gone), drained.',
+      labelNames: ['outcome'] as const,
+      registers: [this.registry],
+    });
+    for (const o of HOLD_OUTCOMES) this.holdOutcomes.set(o, outcomes.labels(o));
+    this.holdWait = new client.Histogram({
+      name: 'plugin_gate_hold_wait_seconds',
+      help: 'How long held requests waited, by outcome (shed requests never wait).',
+      labelNames: ['outcome'] as const,
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600],
+      registers: [this.registry],
+    });
+    const held = (): number => this.heldNow();
+    new client.Gauge({
+      name: 'plugin_gate_held_requests',
+      help: 'Requests held now, waiting for their plugin to start (hold-starting).',
+      registers: [this.registry],
+      collect() {
+        this.set(held());
+      },
+    });
+    this.backgroundErrors = new client.Counter({
+      name: 'plugin_gate_background_errors_total',
+      help: 'Failures of background work that were caught and survived, by where (poller, discovery, tracker, ticker) and error code.',
+      labelNames: ['source', 'code'],
       registers: [this.registry],
     });
     this.discoveryErrors = new client.Counter({
@@ -135,17 +169,35 @@ export class GateMetrics {
   }
 
   report(r: PodReport): void {
-    this.source('metrics', r.metrics);
-    this.source('health-check', r.health);
-    this.source('ready-check', r.ready);
+    this.pollCount.report(r);
+  }
+
+  /** The source of plugin_gate_held_requests (0 until set). */
+  heldRequests(count: () => number): void {
+    this.heldNow = count;
+  }
+
+  /** A held request's wait ended; seconds undefined for a shed request, which never waited. */
+  holdEnded(outcome: HoldOutcome, seconds: number | undefined): void {
+    this.holdOutcomes.get(outcome)?.inc();
+    if (seconds !== undefined) this.holdWait.labels(outcome).observe(seconds);
   }
 
   decisionLogSuppressed(n: number): void {
     this.logSuppressed.inc(n);
   }
 
+  connectionLost(): void {
+    this.connectionLosses.inc();
+  }
+
   discoveryError(): void {
     this.discoveryErrors.inc();
+  }
+
+  /** A failure of background work (see BackgroundErrors), by where it happened and its code: both bounded sets. */
+  backgroundError(source: BackgroundSource, code: ErrorCode): void {
+    this.backgroundErrors.inc({ source, code });
   }
 
   /**
@@ -185,14 +237,40 @@ export class GateMetrics {
     });
   }
 
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
+
+/**
+ * `plugin_gate_polls_total{source,code}`: every status read by source and
+ * result, children bound up front. Shared by the gate and the probe.
+ */
+export class PollCounter {
+  private readonly children = new Map<string, client.Counter.Internal>();
+
+  constructor(registry: client.Registry) {
+    const polls = new client.Counter({
+      name: 'plugin_gate_polls_total',
+      help: 'Status reads by source and result code (ok or an error code).',
+      labelNames: ['source', 'code'] as const,
+      registers: [registry],
+    });
+    for (const source of ['metrics', 'health-check', 'ready-check'] as const) {
+      for (const code of ['ok', ...ERROR_CODES]) this.children.set(source + code, polls.labels(source, code));
+    }
+  }
+
+  report(r: PodReport): void {
+    this.source('metrics', r.metrics);
+    this.source('health-check', r.health);
+    this.source('ready-check', r.ready);
+  }
+
   private source(name: SourceName, res: SourceResult<unknown> | undefined): void {
     if (res === undefined) return;
     const code: 'ok' | ErrorCode = res.ok ? 'ok' : res.error.code;
-    this.pollChildren.get(name + code)?.inc();
-  }
-
-  text(): Promise<string> {
-    return this.registry.metrics();
+    this.children.get(name + code)?.inc();
   }
 }
 
