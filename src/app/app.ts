@@ -5,7 +5,7 @@
  * Start-up and shutdown order live here and nowhere else.
  */
 import { delay, every, systemScheduler, type Scheduler } from '../core/clock.js';
-import type { GateError } from '../core/errors.js';
+import { GateError } from '../core/errors.js';
 import type { Config } from '../config/config.js';
 import type { Discovery } from '../discovery/types.js';
 import { discoveryFor } from '../discovery/from-config.js';
@@ -16,9 +16,11 @@ import { podReaderFor } from '../status/reader.js';
 import { StatusHttp } from '../status/http.js';
 import { startGrpcServer, type GrpcServer } from '../front/grpc/server.js';
 import { startHttpFace, type HttpFace } from '../front/http/server.js';
-import { TlsSource, tlsFilesOf } from '../front/tls.js';
+import { TlsSource } from '../front/tls.js';
+import { tlsFilesOf } from '../tls/files.js';
 import { startAdmin, type AdminServer } from '../admin/server.js';
 import { GateMetrics } from '../observe/metrics.js';
+import { backgroundErrors } from '../observe/background.js';
 import { createLogger, type Logger } from '../observe/logger.js';
 import { BoundedLogSink } from '../observe/log-sink.js';
 import { GateService } from './service.js';
@@ -65,12 +67,14 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
   // Logs to stdout go through a bounded buffer: a blocked reader costs dropped lines, never memory.
   const sink = opts.logger === undefined ? new BoundedLogSink(process.stdout, config.logBufferBytes) : undefined;
   const logger = opts.logger ?? createLogger(config.logLevel, config.redactHeaders, sink);
-  const tracker = new FleetTracker(config, scheduler);
+  // Every failure of background work goes through `background` (below, once metrics exist): logged and counted.
+  const tracker = new FleetTracker(config, scheduler, (error) => background('tracker', error));
   const metrics = new GateMetrics(
     () => tracker.snapshot(),
     () => tracker.droppedPlugins,
     scheduler,
   );
+  const background = backgroundErrors(logger, metrics);
   if (sink !== undefined) metrics.logSink(() => sink.stats());
   const service = new GateService(() => tracker.snapshot(), config, scheduler, metrics, config.decisionLog === 'none' ? undefined : logger);
   metrics.heldRequests(() => service.heldCount());
@@ -80,6 +84,7 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
     // Held requests (hold-starting) whose plugin is now ready are answered from the new snapshot.
     service.snapshotChanged();
   });
+  tracker.onSnapshot(droppedPluginsLog(logger, config.maxPlugins));
 
   // Idle status connections outlive the poll interval, so every pod keeps one open between polls:
   // its close is how a pod's exit is seen within milliseconds (see connectionLost below).
@@ -90,7 +95,7 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
       metrics.report(r);
       tracker.ingest(r);
     },
-    onError: (error, pod) => logger.warn({ pod, code: error.code, err: error.message }, 'poll failed'),
+    onError: (error, pod) => background('poller', error, { pod }),
     intervalMs: config.pollIntervalMs,
     jitterPercent: config.pollJitterPercent,
     scheduler: opts.pollScheduler ?? scheduler,
@@ -104,7 +109,7 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
     if (opts.pollOnClose !== false) poller.connectionLost(address);
   });
 
-  const discovery: Discovery = opts.discovery ?? discoveryFor(config, undefined, scheduler);
+  const discovery: Discovery = opts.discovery ?? discoveryFor(config, (error) => background('discovery', error), scheduler);
   let lastDiscoveryError: GateError | undefined;
   discovery.start((addresses, error) => {
     if (error !== undefined) {
@@ -117,6 +122,13 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
   });
 
   const stopTicker = every(scheduler, TICK_MS, () => {
+    try {
+      tick();
+    } catch (err) {
+      background('ticker', GateError.from(err));
+    }
+  });
+  function tick(): void {
     tracker.tick();
     const suppressed = service.takeSuppressed();
     if (suppressed > 0) {
@@ -126,7 +138,7 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
     const dropped = sink?.takeDropped() ?? 0;
     // This line may be dropped too while stdout stays blocked; the counter is the record.
     if (dropped > 0) logger.warn({ dropped, buffer_bytes: config.logBufferBytes }, 'stdout is not keeping up: log lines dropped');
-  });
+  }
 
   const started: { grpc?: GrpcServer; http?: HttpFace; admin?: AdminServer; tls?: TlsSource } = {};
   const stopAll = async (graceMs: number): Promise<void> => {
@@ -218,6 +230,30 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
     },
   };
   return gate;
+}
+
+/** One warning when a pod starts having plugins past max-plugins, one line when it stops: never per snapshot. */
+function droppedPluginsLog(logger: Logger, maxPlugins: number): (snap: FleetSnapshot) => void {
+  const told = new Set<string>();
+  return (snap) => {
+    const dropping = new Set<string>();
+    for (const view of snap.pods.values()) {
+      const dropped = snap.droppedPlugins.get(view.address) ?? 0;
+      if (dropped === 0 && view.droppedSeries === 0) continue;
+      dropping.add(view.address);
+      if (told.has(view.address)) continue;
+      told.add(view.address);
+      logger.warn(
+        { pod: view.address, dropped, dropped_series: view.droppedSeries, max_plugins: maxPlugins },
+        'plugins past max-plugins on this pod are not tracked (decided as unknown); see /status',
+      );
+    }
+    for (const pod of told) {
+      if (dropping.has(pod)) continue;
+      told.delete(pod);
+      logger.info({ pod }, 'all plugins of this pod are tracked again');
+    }
+  };
 }
 
 function logChanges(logger: Logger, changes: readonly FleetChange[]): void {

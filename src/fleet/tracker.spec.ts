@@ -22,6 +22,23 @@ describe('FleetTracker', () => {
     assert.equal(tracker.snapshot().complete, true);
   });
 
+  it('a snapshot listener that throws is reported and neither breaks the view nor the other listeners', () => {
+    const errors: GateError[] = [];
+    const tracker = new FleetTracker(trackerDefaults, new ManualScheduler(T0), (e) => errors.push(e));
+    let seen = 0;
+    tracker.onSnapshot(() => {
+      throw new Error('listener bug');
+    });
+    tracker.onSnapshot(() => seen++);
+    tracker.setPods([A]);
+    tracker.ingest(okReport(A, T0, metrics({ 'a/x': { g: 1 } }, OLD)));
+    assert.equal(seen, 2);
+    assert.equal(errors.length, 2);
+    assert.equal(errors[0]?.code, 'internal');
+    assert.equal(errors[0]?.message, 'listener bug');
+    assert.equal(tracker.snapshot().pods.get(A)?.state, 'live');
+  });
+
   it('is not complete before discovery has answered at all; an answered empty discovery is', () => {
     const tracker = new FleetTracker(trackerDefaults, new ManualScheduler(T0));
     assert.equal(tracker.snapshot().complete, false);

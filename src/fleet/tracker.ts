@@ -4,7 +4,7 @@
  * immutable snapshot and swaps it in. Readers only ever hold a snapshot.
  */
 import type { Clock } from '../core/clock.js';
-import type { GateError } from '../core/errors.js';
+import { GateError } from '../core/errors.js';
 import type { PluginId } from '../core/plugin-id.js';
 import type { MetricsData, PodReport, ReadyData } from '../status/types.js';
 import { pluginOnPod, pluginsOf, podInStartup, startupSignal, type PodData, type RuleConfig } from './rules.js';
@@ -82,10 +82,14 @@ export class FleetTracker {
   private order: string[] | undefined;
   /** Plugin sightings past max-plugins in the latest snapshot: counted, never indexed or labelled. */
   droppedPlugins = 0;
+  /** The same, per pod (pods with none are absent): shown in /status. */
+  droppedByPod: ReadonlyMap<string, number> = new Map();
 
   constructor(
     private readonly cfg: TrackerConfig,
     private readonly clock: Clock,
+    /** Gets what a snapshot listener throws (background work never throws). */
+    private readonly onListenerError: (error: GateError) => void = () => undefined,
   ) {
     this.current = this.build([]);
   }
@@ -193,21 +197,28 @@ export class FleetTracker {
     this.swap();
   }
 
-  /** Capped at max-plugins: plugins past the cap are counted, not indexed. */
+  /**
+   * Capped at max-plugins: plugins past the cap are counted per pod, not
+   * indexed. Which plugins get in must not depend on which pod sorts first (one
+   * pod reporting thousands of series once hid every other pod's plugins), so:
+   * first every plugin ready, starting or failed on some live pod, then the
+   * rest (absent, or only on pods that are not live); within each tier the pods
+   * take turns, one plugin each per round.
+   */
   private buildIndex(pods: ReadonlyMap<string, PodView>): Map<PluginId, PluginView> {
-    let unindexed = 0;
+    const admitted = admitPlugins(pods, this.cfg.maxPlugins);
     const byPlugin = new Map<PluginId, { ready: string[]; starting: string[]; failed: string[] }>();
+    for (const id of admitted) byPlugin.set(id, { ready: [], starting: [], failed: [] });
+    let unindexed = 0;
+    const droppedByPod = new Map<string, number>();
     for (const pod of pods.values()) {
       const isLive = pod.state === 'live';
+      let dropped = 0;
       for (const [id, p] of pod.plugins) {
-        let b = byPlugin.get(id);
+        const b = byPlugin.get(id);
         if (b === undefined) {
-          if (byPlugin.size >= this.cfg.maxPlugins) {
-            unindexed++;
-            continue;
-          }
-          b = { ready: [], starting: [], failed: [] };
-          byPlugin.set(id, b);
+          dropped++;
+          continue;
         }
         // Plugins on pods that are not live are listed (in /status) but never counted as anywhere.
         if (!isLive) continue;
@@ -215,8 +226,11 @@ export class FleetTracker {
         else if (p.state === 'starting') b.starting.push(pod.address);
         else if (p.state === 'failed') b.failed.push(pod.address);
       }
+      if (dropped > 0) droppedByPod.set(pod.address, dropped);
+      unindexed += dropped;
     }
     this.droppedPlugins = unindexed;
+    this.droppedByPod = droppedByPod;
     const out = new Map<PluginId, PluginView>();
     for (const [id, b] of byPlugin) {
       out.set(id, { id, readyPods: b.ready, startingPods: b.starting, failedPods: b.failed });
@@ -261,8 +275,13 @@ export class FleetTracker {
     for (const l of this.listeners) {
       try {
         l(this.current, changes);
-      } catch {
-        // A listener (log, metrics) must never break the view.
+      } catch (err) {
+        // A listener (log, metrics) must never break the view; its failure is reported, once per throw.
+        try {
+          this.onListenerError(GateError.from(err));
+        } catch {
+          // nowhere left to report to
+        }
       }
     }
   }
@@ -337,6 +356,7 @@ export class FleetTracker {
           consecutiveFailures: rec.consecutiveFailures,
           lastError: rec.lastError,
           plugins: plugins.size === 0 ? EMPTY_PLUGINS : plugins,
+          droppedSeries: rec.metrics?.droppedSeries ?? 0,
         };
         rec.cached = { polls: rec.polls, readyFresh, view };
         if (prev !== undefined) diffPod(prev.pods.get(address), view, changes);
@@ -358,6 +378,7 @@ export class FleetTracker {
       startupPods: startup,
       plugins,
       discoveryError: this.discoveryError,
+      droppedPlugins: this.droppedByPod,
     };
   }
 }
@@ -552,6 +573,54 @@ function patchIndex(prev: PluginIndex, changed: readonly string[], pods: Readonl
     }
   }
   return { plugins, basis, refs };
+}
+
+/**
+ * Which plugins the index holds when their number passes `cap`: plugins
+ * running somewhere (ready, starting or failed on a live pod) before the rest,
+ * and within each tier the pods in turn, so no pod can crowd out another.
+ * Without a cap problem (the usual case) everything is admitted at once.
+ */
+export function admitPlugins(pods: ReadonlyMap<string, PodView>, cap: number): Set<PluginId> {
+  const all = new Set<PluginId>();
+  for (const pod of pods.values()) for (const id of pod.plugins.keys()) all.add(id);
+  if (all.size <= cap) return all;
+  const admitted = new Set<PluginId>();
+  const running = new Set<PluginId>();
+  const tiers: PluginId[][][] = [[], []];
+  for (const pod of pods.values()) {
+    const live = pod.state === 'live';
+    const mine: PluginId[] = [];
+    for (const [id, p] of pod.plugins) {
+      if (live && p.state !== 'absent') {
+        mine.push(id);
+        running.add(id);
+      }
+    }
+    tiers[0]!.push(mine);
+  }
+  for (const pod of pods.values()) {
+    const rest: PluginId[] = [];
+    for (const id of pod.plugins.keys()) if (!running.has(id)) rest.push(id);
+    tiers[1]!.push(rest);
+  }
+  for (const lists of tiers) {
+    const next = lists.map(() => 0);
+    let progress = true;
+    while (progress && admitted.size < cap) {
+      progress = false;
+      for (let i = 0; i < lists.length && admitted.size < cap; i++) {
+        const list = lists[i]!;
+        // This pod's next plugin not admitted yet (another pod may have brought it in).
+        while (next[i]! < list.length && admitted.has(list[next[i]!]!)) next[i]!++;
+        if (next[i]! < list.length) {
+          admitted.add(list[next[i]!++]!);
+          progress = true;
+        }
+      }
+    }
+  }
+  return admitted;
 }
 
 function insertSorted(list: string[], address: string): void {

@@ -15,12 +15,16 @@ import { HOLD_OUTCOMES, type HoldOutcome } from '../app/hold.js';
 
 export type Face = 'grpc' | 'http';
 
+/** Where background work runs: the label set of plugin_gate_background_errors_total. */
+export type BackgroundSource = 'poller' | 'discovery' | 'tracker' | 'ticker';
+
 export class GateMetrics {
   readonly registry = new client.Registry();
   private readonly decisionChildren = new Map<string, client.Counter.Internal>();
   private readonly latency: client.Histogram;
   private readonly pollCount: PollCounter;
   private readonly discoveryErrors: client.Counter;
+  private readonly backgroundErrors: client.Counter<'source' | 'code'>;
   private readonly logSuppressed: client.Counter;
   private readonly connectionLosses: client.Counter;
   private readonly holdOutcomes = new Map<HoldOutcome, client.Counter.Internal>();
@@ -79,6 +83,12 @@ export class GateMetrics {
       collect() {
         this.set(held());
       },
+    });
+    this.backgroundErrors = new client.Counter({
+      name: 'plugin_gate_background_errors_total',
+      help: 'Failures of background work that were caught and survived, by where (poller, discovery, tracker, ticker) and error code.',
+      labelNames: ['source', 'code'],
+      registers: [this.registry],
     });
     this.discoveryErrors = new client.Counter({
       name: 'plugin_gate_discovery_errors_total',
@@ -183,6 +193,11 @@ export class GateMetrics {
 
   discoveryError(): void {
     this.discoveryErrors.inc();
+  }
+
+  /** A failure of background work (see BackgroundErrors), by where it happened and its code: both bounded sets. */
+  backgroundError(source: BackgroundSource, code: ErrorCode): void {
+    this.backgroundErrors.inc({ source, code });
   }
 
   /**

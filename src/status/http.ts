@@ -14,7 +14,7 @@
  * soon as it is passed. Every failure leaves as a GateError with a status_* code.
  */
 import { Agent, request } from 'undici';
-import { GateError, type ErrorCode } from '../core/errors.js';
+import { GateError, errorCodeOf, type ErrorCode } from '../core/errors.js';
 
 export interface StatusHttpOptions {
   /** Upper bound of connect, headers and body phases; the per-request deadline is usually shorter. */
@@ -231,10 +231,10 @@ function redirectTarget(from: URL, location: string | string[] | undefined): URL
  * timeouts, a destroyed or closed agent, a parse error. Those are not losses.
  */
 function closedByPeer(err: unknown): ErrorCode | undefined {
-  if (typeof err !== 'object' || err === null) return undefined;
-  const code = (err as { code?: unknown }).code;
-  if (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' || code === 'EPIPE') return 'status_reset';
-  return undefined;
+  // UND_ERR_CLOSED is the gate's own agent closing; GateError.from (the one mapping of socket errors) counts it as a reset too.
+  if (errorCodeOf(err) === 'UND_ERR_CLOSED') return undefined;
+  const code = GateError.from(err).code;
+  return code === 'status_reset' ? code : undefined;
 }
 
 /** undici's origin (a URL) → `host:port` as the readers build URLs from it (`baseUrl`). */
@@ -250,15 +250,9 @@ function addressOf(origin: unknown): string | undefined {
   return `${url.hostname}:${port}`;
 }
 
+/** Our own deadline or abort says what happened better than the error it caused; anything else is mapped in GateError.from. */
 function mapError(err: unknown, timedOut: boolean, aborted: boolean, timeoutMs: number): GateError {
   if (timedOut) return new GateError('status_timeout', `no complete answer within ${timeoutMs}ms`, { cause: err });
   if (aborted) return new GateError('status_timeout', 'read aborted', { cause: err });
-  if (err instanceof GateError) return err;
-  const { code, name } = typeof err === 'object' && err !== null ? (err as { code?: unknown; name?: unknown }) : {};
-  // llhttp parse errors: whatever answered is not speaking HTTP.
-  if (name === 'HTTPParserError' || (typeof code === 'string' && code.startsWith('HPE_'))) {
-    return new GateError('status_unparseable', `answer is not HTTP: ${(err as Error).message}`, { cause: err });
-  }
-  const fallback: ErrorCode = 'status_unreachable';
-  return GateError.from(err, fallback);
+  return GateError.from(err, 'status_unreachable');
 }

@@ -280,7 +280,7 @@ export class Poller {
   }
 
   private fail(err: unknown, pod: string, fallback: 'status_unreachable' | 'internal'): void {
-    const error = err instanceof GateError ? err : new GateError(fallback, err instanceof Error ? err.message : String(err), { cause: err });
+    const error = GateError.from(err, fallback);
     try {
       this.opts.onError?.(error, pod);
     } catch {

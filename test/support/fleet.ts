@@ -3,22 +3,15 @@
  * real FleetTracker, so tests exercise the same rules production does.
  */
 import { ManualScheduler } from './manual-scheduler.js';
+import { DEFAULTS } from '../../src/config/config.js';
 import { GateError } from '../../src/core/errors.js';
 import { FleetTracker, type TrackerConfig } from '../../src/fleet/tracker.js';
 import type { MetricsData, PodReport, ReadyData } from '../../src/status/types.js';
 
 export const T0 = Date.UTC(2026, 0, 1, 12, 0, 0);
 
-export const trackerDefaults: TrackerConfig = {
-  daemonRetryLimit: 15,
-  retryStallMs: 300_000,
-  startupGraceMs: 60_000,
-  startupMaxMs: 900_000,
-  unreachableAfter: 3,
-  staleAfterMs: 10_000,
-  removedRetentionMs: 300_000,
-  maxPlugins: 2000,
-};
+/** The tracker at the option table's defaults (the one place defaults live). */
+export const trackerDefaults: TrackerConfig = DEFAULTS;
 
 export interface PluginSeries {
   /** plugin_runtime_status; omit for "no series". */
