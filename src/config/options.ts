@@ -60,6 +60,7 @@ export const OPTIONS = [
   { key: 'poll-interval', kind: ms(100, 600_000), default: '2s', help: 'time between polls of one pod (jittered)' },
   { key: 'poll-jitter', kind: { type: 'percent', min: 0, max: 50 }, default: '10', help: 'poll interval jitter, percent either way' },
   { key: 'poll-timeout', kind: ms(20, 60_000), default: '1s', help: 'timeout of one status request' },
+  { key: 'health-check-interval', kind: ms(0, 86_400_000), default: '60s', help: 'with metrics on, health-check (version and platform only) is read again after this long, on a new daemon process, or when metrics fail; 0 = every poll' },
   { key: 'max-status-bytes', kind: { type: 'int', min: 1024, max: 268_435_456 }, default: '8388608', help: 'largest status body read; a larger one is status_too_large' },
   { key: 'daemon-retry-limit', kind: { type: 'int', min: 1, max: 1000 }, default: String(DAEMON_MAX_RETRY_COUNT), help: "the daemon's launch retry limit: failed launches at or past it mean the plugin gave up" },
   { key: 'retry-stall', kind: ms(0, 86_400_000), default: '5m', help: 'a plugin between retries whose gauge and failure count have not moved this long has given up (0 = trust the count only)' },
@@ -93,6 +94,7 @@ export const OPTIONS = [
   // seeing decisions
   { key: 'decision-log', kind: { type: 'enum', values: ['all', 'denied', 'none'] }, default: 'denied', help: 'which decisions are logged (state changes are always logged)' },
   { key: 'decision-log-rate', kind: { type: 'int', min: 0, max: 1_000_000 }, default: '200', help: 'most decision log lines per second (0 = no limit); the rest are counted and summarised every second' },
+  { key: 'state-log-rate', kind: { type: 'int', min: 0, max: 1_000_000 }, default: '100', help: 'most plugin state change log lines per second (0 = no limit; pod state changes are always logged); the rest are counted and summarised every second' },
   { key: 'log-level', kind: { type: 'enum', values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] }, default: 'info', help: 'process log level' },
   { key: 'log-buffer-bytes', kind: { type: 'int', min: 16_384, max: 268_435_456 }, default: '1048576', help: 'most log bytes waiting for a slow or blocked stdout; lines past it are dropped and counted (plugin_gate_log_lines_dropped_total)' },
   { key: 'redact-headers', kind: { type: 'header-list' }, default: '', help: 'extra header names never logged (x-api-key, authorization and cookie always are)' },
