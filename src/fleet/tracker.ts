@@ -78,6 +78,8 @@ const EMPTY_PLUGINS: ReadonlyMap<PluginId, PluginOnPod> = new Map();
 export class FleetTracker {
   private readonly pods = new Map<string, PodRecord>();
   private discovered = false;
+  /** The first complete poll round has happened: from then on the snapshot stays complete. */
+  private firstRoundDone = false;
   private discoveryError: GateError | undefined;
   private current: FleetSnapshot;
   private version = 0;
@@ -418,11 +420,15 @@ export class FleetTracker {
       }
     }
 
+    // Complete means the *first* round is done (D0). A pod discovered later (a scale-up, a
+    // rolling update's new pod) is stale until read and so never routed to, but must not make
+    // the whole gate deny every request, nor flap its /readyz, until that first read lands.
+    if (complete) this.firstRoundDone = true;
     const plugins = this.indexFor(pods, touched);
     return {
       version: ++this.version,
       builtAt: now,
-      complete,
+      complete: complete || this.firstRoundDone,
       pods,
       livePods: live,
       startupPods: startup,
