@@ -144,13 +144,18 @@ export type Parsed = string | number | boolean | HostPort | readonly string[] | 
 
 /** The Config object of parsed values: one field per row, lists never undefined. */
 function build(get: <T extends Parsed>(k: string) => T): Config {
+  return buildFrom(OPTIONS, get);
+}
+
+/** The config object of any command's table (the gate's, the probe's): one field per row, lists never undefined. */
+export function buildFrom<const T extends readonly OptionSpec[]>(table: T, get: <V extends Parsed>(k: string) => V): ConfigOf<T> {
   const out: Record<string, Parsed> = {};
-  for (const o of OPTIONS) {
+  for (const o of table) {
     const value = get(o.key);
     out[fieldOf(o)] = value === undefined && isListKind(o.kind) ? [] : value;
   }
   // The one cast of this module: the loop above fills exactly the fields ConfigOf derives from the same table.
-  return Object.freeze(out) as unknown as Config;
+  return Object.freeze(out) as unknown as ConfigOf<T>;
 }
 
 function validate(raw: RawValues, problems: string[]): Config | undefined {
