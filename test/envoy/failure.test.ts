@@ -1,0 +1,179 @@
+/**
+ * When the gate fails, through a real Envoy on deploy/envoy/envoy.yaml: two
+ * gate replicas as processes behind the one headless-Service address (Envoy
+ * sees and health-checks each), signalled while Envoy keeps running.
+ *
+ * - a stopped gate (SIGSTOP): Envoy answers 503 once its ext_authz timeout
+ *   (250 ms in the file) passes, never hangs and never passes the request on;
+ * - a draining gate (SIGTERM, still answering Checks): Envoy's gRPC health
+ *   check takes it out and the other replica serves everything;
+ * - every gate gone: 503 from status_on_error, never a pass-through;
+ * - a gate restarted on the same address: traffic recovers, Envoy untouched.
+ *
+ * One Envoy serves the whole sequence (its steps depend on each other in order).
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { httpRequest, type HttpAnswer } from '../support/envoy-client.js';
+import { startEnvoy, type RunningEnvoy } from '../support/envoy.js';
+import { GateProcess } from '../support/gate-process.js';
+import { eventually } from '../support/gate.js';
+import { ManualScheduler } from '../../src/sim/scheduler.js';
+import { SimFleet } from '../../src/sim/fleet.js';
+
+const TARGET = 'e2e/target';
+const DISPATCH = '/plugin/tenant-1/dispatch/llm/invoke';
+/** deploy/envoy/envoy.yaml: grpc_service.timeout. */
+const EXT_AUTHZ_TIMEOUT_MS = 250;
+
+describe('real Envoy when the gate fails (deploy/envoy/envoy.yaml, two gate replicas as processes)', () => {
+  let fleet: SimFleet;
+  let envoy: RunningEnvoy;
+  let a: GateProcess;
+  let b: GateProcess;
+  let aPort = 0;
+  let bPort = 0;
+  let front = '';
+  const gates: GateProcess[] = [];
+
+  const gateArgs = (port: number, drain = '0s'): string[] => [
+    '--targets', fleet.targets,
+    '--grpc-listen', `127.0.0.1:${port}`,
+    '--poll-interval', '500ms',
+    '--decision-log', 'none',
+    '--drain', drain,
+  ];
+  const startGate = async (port: number, drain?: string): Promise<GateProcess> => {
+    const g = await GateProcess.start(gateArgs(port, drain));
+    gates.push(g);
+    return g;
+  };
+  const dispatch = (): Promise<HttpAnswer> =>
+    httpRequest(front, {
+      method: 'POST',
+      path: DISPATCH,
+      headers: { 'x-plugin-id': TARGET, 'content-type': 'application/json' },
+      body: '{}',
+      timeoutMs: 15_000,
+    });
+  const why = (): string => `\nEnvoy log:\n${envoy.log().slice(-3000)}`;
+  const hostHealthy = async (port: number): Promise<boolean | undefined> =>
+    (await envoy.clusterHosts('plugin_gate')).find((h) => h.address === `127.0.0.1:${port}`)?.healthy;
+  const waitHealth = async (port: number, healthy: boolean, what: string): Promise<void> => {
+    const deadline = Date.now() + 30_000;
+    while ((await hostHealthy(port)) !== healthy) {
+      if (Date.now() > deadline) throw new Error(`${what}: not within 30 s; hosts ${JSON.stringify(await envoy.clusterHosts('plugin_gate'))}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  const podHits = (): number => [...fleet.hitsFor(TARGET).values()].reduce((x, y) => x + y, 0);
+
+  before(async () => {
+    const sched = new ManualScheduler(Date.UTC(2026, 0, 1));
+    fleet = new SimFleet({ pods: 2, plugins: [{ id: TARGET, launchMs: 1_000 }], scheduler: sched });
+    await fleet.start();
+    sched.advance(1_000);
+    a = await startGate(0, '60s');
+    b = await startGate(0);
+    aPort = a.grpcPort;
+    bPort = b.grpcPort;
+    envoy = await startEnvoy({ config: 'deploy/envoy/envoy.yaml', addresses: { 'plugin-gate-headless:9191': [`127.0.0.1:${aPort}`, `127.0.0.1:${bPort}`] } });
+    front = envoy.listener('plugin_daemon');
+  });
+
+  after(async () => {
+    await envoy?.dispose();
+    for (const g of gates) await g.kill();
+    await fleet?.close();
+  });
+
+  it('both replicas are healthy in Envoy and share the checks', async () => {
+    await waitHealth(aPort, true, 'replica A healthy');
+    await waitHealth(bPort, true, 'replica B healthy');
+    const before = [await a.decisions(), await b.decisions()];
+    for (let i = 0; i < 20; i++) {
+      const res = await dispatch();
+      assert.equal(res.status, 200, res.body + why());
+    }
+    const da = (await a.decisions()) - before[0]!;
+    const db = (await b.decisions()) - before[1]!;
+    assert.equal(da + db, 20);
+    assert.ok(da > 0 && db > 0, `round robin over both replicas: ${da} / ${db}`);
+  });
+
+  it('a stopped gate (SIGSTOP) gets a 503 from Envoy once the ext_authz timeout passes, and the request goes nowhere', async () => {
+    b.signal('SIGSTOP');
+    try {
+      const hits = podHits();
+      // Round robin: of two checks in a row, one goes to the stopped replica.
+      const answers: { res: HttpAnswer; ms: number }[] = [];
+      for (let i = 0; i < 4; i++) {
+        const t0 = Date.now();
+        const res = await dispatch();
+        answers.push({ res, ms: Date.now() - t0 });
+      }
+      const failed = answers.filter((x) => x.res.status !== 200);
+      assert.ok(failed.length >= 1, `some check went to the stopped replica: ${answers.map((x) => x.res.status).join(',')}`);
+      for (const f of failed) {
+        assert.equal(f.res.status, 503, f.res.body + why());
+        // Answered, not hung: well within the client's patience (generous bound: the machine is shared).
+        assert.ok(f.ms < 10_000, `answered after ${f.ms} ms`);
+      }
+      assert.equal(podHits(), hits + answers.length - failed.length, 'only allowed requests reached a pod');
+      // Envoy's own account: the check timed out (duration ≥ the timeout), flagged UAEX (unauthorized external service).
+      await eventually('access log of the timed-out checks', () => envoy.accessLog().filter((l) => l['status'] === 503 && l['flags'] === 'UAEX').length >= failed.length, 5_000);
+      for (const l of envoy.accessLog().filter((x) => x['status'] === 503 && x['flags'] === 'UAEX').slice(-failed.length)) {
+        assert.ok(Number(l['duration_ms']) >= EXT_AUTHZ_TIMEOUT_MS - 5, `waited for the ext_authz timeout: ${JSON.stringify(l)}`);
+      }
+      assert.ok(((await envoy.stats('ext_authz')).get('http.plugin_daemon.ext_authz.plugin_gate.error') ?? 0) >= 1, 'counted as an ext_authz error');
+    } finally {
+      b.signal('SIGCONT');
+    }
+    await waitHealth(bPort, true, 'replica B healthy again after SIGCONT');
+  });
+
+  it("a draining gate (SIGTERM) is taken out by Envoy's gRPC health check while it still answers; the other replica serves everything", async () => {
+    // A runs with drain 60s: after SIGTERM it keeps answering Checks, and says NOT_SERVING.
+    a.signal('SIGTERM');
+    await waitHealth(aPort, false, "Envoy's health check marks draining replica A unhealthy");
+    assert.ok(a.running, 'A is still draining, not gone: the health check took it out');
+    const health = (await envoy.clusterHosts('plugin_gate')).find((h) => h.address === `127.0.0.1:${aPort}`)!;
+    assert.match(health.healthFlags, /failed_active_health_check/);
+    const beforeA = await a.decisions();
+    const beforeB = await b.decisions();
+    for (let i = 0; i < 30; i++) {
+      const res = await dispatch();
+      assert.equal(res.status, 200, res.body + why());
+    }
+    assert.equal((await a.decisions()) - beforeA, 0, 'the draining replica got no check');
+    assert.equal((await b.decisions()) - beforeB, 30, 'the other replica got every check');
+    await a.kill();
+  });
+
+  it('every gate gone: Envoy answers 503 (status_on_error), never passes the request through', async () => {
+    await b.kill();
+    const hits = podHits();
+    for (let i = 0; i < 4; i++) {
+      const res = await dispatch();
+      assert.equal(res.status, 503, res.body + why());
+      assert.equal(res.headers['x-sim-pod'], undefined);
+    }
+    assert.equal(podHits(), hits, 'no request reached a pod');
+    await eventually('UAEX lines', () => envoy.accessLog().slice(-4).every((l) => l['status'] === 503 && l['flags'] === 'UAEX'), 5_000);
+  });
+
+  it('a gate restarted on the same address: traffic recovers without restarting Envoy', async () => {
+    const pid = envoy.child.pid;
+    b = await startGate(bPort);
+    const deadline = Date.now() + 30_000;
+    let res = await dispatch();
+    while (res.status !== 200 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+      res = await dispatch();
+    }
+    assert.equal(res.status, 200, res.body + why());
+    for (let i = 0; i < 10; i++) assert.equal((await dispatch()).status, 200);
+    assert.equal(envoy.child.pid, pid);
+    assert.equal(envoy.child.exitCode, null, 'the same Envoy process throughout');
+  });
+});
