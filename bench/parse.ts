@@ -4,7 +4,8 @@
  * and process families, HTTP histograms, then the plugin families).
  */
 import { parseExposition } from '../src/status/prometheus.js';
-import { ManualScheduler, SimDaemon, type PluginSpec } from '../src/sim/index.js';
+import { SimDaemon, type PluginSpec } from '../src/sim/index.js';
+import { ManualScheduler } from '../test/support/manual-scheduler.js';
 import type { BenchContext } from './context.js';
 import { micro } from './lib/micro.js';
 import { sig } from './lib/report.js';

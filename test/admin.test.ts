@@ -46,3 +46,25 @@ describe('admin listener', () => {
     assert.equal((await fetch(`${base}/status`, { method: 'POST' })).status, 405);
   });
 });
+
+describe('drain on shutdown', () => {
+  it('answers not ready for the whole drain, on the gate clock, then closes', async () => {
+    const h = await startHarness({ pods: 1, plugins: [{ id: 'a/one', launchMs: 0 }] }, { drain: '5s' });
+    try {
+      await h.gate.whenReady();
+      const readyz = async (): Promise<number> => (await fetch(`http://127.0.0.1:${h.gate.adminPort}/readyz`)).status;
+      assert.equal(await readyz(), 200);
+      let stopped = false;
+      const shutdown = h.gate.shutdown().then(() => (stopped = true));
+      assert.equal(await readyz(), 503, 'draining is not ready');
+      h.sched.advance(4_999);
+      assert.equal(await readyz(), 503, 'still draining, still answering');
+      assert.equal(stopped, false);
+      h.sched.advance(1);
+      await shutdown;
+      assert.equal(stopped, true);
+    } finally {
+      await h.close();
+    }
+  });
+});

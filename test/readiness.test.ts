@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startHarness, eventually, TEST_FLAGS, type Harness } from './support/gate.js';
+import { startHarness, TEST_FLAGS, type Harness } from './support/gate.js';
 import { Dnsmasq, NAME } from './support/dnsmasq.js';
 import type { GateRequest } from '../src/decide/types.js';
 import type { FleetSnapshot } from '../src/fleet/types.js';
@@ -16,6 +16,7 @@ import { SimDaemon } from '../src/sim/daemon.js';
 import { startGate } from '../src/app/app.js';
 import { configFor } from '../src/config/config.js';
 import { createLogger } from '../src/observe/logger.js';
+import { ManualScheduler, advanceUntil } from './support/manual-scheduler.js';
 
 function dispatch(plugin: string): GateRequest {
   const h = new Map([['x-plugin-id', plugin]]);
@@ -232,23 +233,28 @@ describe('DNS discovery end to end (dnsmasq on loopback)', () => {
         'dns-interval': '100ms',
         'poll-interval': '100ms',
         'poll-timeout': '300ms',
+        // On manual time the lookup deadline is moved by the test, not by the lookup: keep it far.
+        'dns-timeout': '60s',
       });
-      gate = await startGate(config, { logger: createLogger('silent') });
+      // Re-resolving and polling run on manual time: each step of 100 ms is one more lookup and poll.
+      const sched = new ManualScheduler(Date.now());
+      gate = await startGate(config, { logger: createLogger('silent'), scheduler: sched });
       const g = gate;
       const live = (): string[] => g.snapshot().livePods.map((p) => p.address);
-      await eventually('pod-a live', () => live().join() === a.address);
+      const until = (what: string, check: () => boolean): Promise<void> => advanceUntil(sched, what, check, 100);
+      await until('pod-a live', () => live().join() === a.address);
 
       writeFileSync(hosts, `127.0.0.2 ${NAME}\n127.0.0.3 ${NAME}\n`);
       dns.reload();
-      await eventually('pod-b added', () => live().join() === [a.address, b.address].join());
+      await until('pod-b added', () => live().join() === [a.address, b.address].join());
 
       writeFileSync(hosts, `127.0.0.3 ${NAME}\n`);
       dns.reload();
-      await eventually('pod-a removed', () => g.snapshot().pods.get(a.address)?.state === 'removed');
+      await until('pod-a removed', () => g.snapshot().pods.get(a.address)?.state === 'removed');
       assert.deepEqual(live(), [b.address]);
 
       await dns.stop();
-      await new Promise((r) => setTimeout(r, 400));
+      await until('lookups fail', () => g.snapshot().discoveryError !== undefined);
       assert.equal(g.snapshot().discoveryError?.code, 'discovery_failed');
       assert.deepEqual(live(), [b.address], 'a failing resolver keeps the last good set');
     } finally {

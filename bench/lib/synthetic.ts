@@ -12,7 +12,7 @@
  *  - ~2 % retrying (gauge 0, 3 failed launches) on every pod.
  * Every pod is past start-up (process 20 min old).
  */
-import { FakeClock } from '../../src/core/clock.js';
+import { ManualScheduler } from '../../test/support/manual-scheduler.js';
 import { configFor, type Config } from '../../src/config/config.js';
 import { FleetTracker } from '../../src/fleet/tracker.js';
 import type { MetricsData, PodReport } from '../../src/status/types.js';
@@ -21,7 +21,7 @@ export const T0 = Date.UTC(2026, 0, 1, 12, 0, 0);
 
 export interface SyntheticFleet {
   readonly config: Config;
-  readonly clock: FakeClock;
+  readonly clock: ManualScheduler;
   readonly tracker: FleetTracker;
   readonly addresses: readonly string[];
   readonly reports: readonly PodReport[];
@@ -100,7 +100,7 @@ export function syntheticFleet(pods: number, plugins: number, flags: Record<stri
     'decision-log': 'none',
     ...flags,
   });
-  const clock = new FakeClock(T0);
+  const clock = new ManualScheduler(T0);
   const tracker = new FleetTracker(config, clock);
   tracker.setPods(addresses);
   const startedAt = T0 - startedAgoMs;

@@ -4,8 +4,7 @@
  *   → service (decide) ← gRPC face, HTTP face; admin reads the snapshot.
  * Start-up and shutdown order live here and nowhere else.
  */
-import type { Clock } from '../core/clock.js';
-import { systemClock, type Timers } from '../core/clock.js';
+import { delay, every, systemScheduler, type Scheduler } from '../core/clock.js';
 import type { GateError } from '../core/errors.js';
 import type { Config } from '../config/config.js';
 import type { Discovery } from '../discovery/types.js';
@@ -21,15 +20,17 @@ import { TlsSource, tlsFilesOf } from '../front/tls.js';
 import { startAdmin, type AdminServer } from '../admin/server.js';
 import { GateMetrics } from '../observe/metrics.js';
 import { createLogger, type Logger } from '../observe/logger.js';
+import { BoundedLogSink } from '../observe/log-sink.js';
 import { GateService } from './service.js';
 
 export interface GateOptions {
-  readonly clock?: Clock;
+  /** Every clock reading and timer of the gate; default the system's (timers unref()'d). */
+  readonly scheduler?: Scheduler;
   readonly logger?: Logger;
   /** Replaces the discovery the config names (tests). */
   readonly discovery?: Discovery;
-  /** Timers of the poll loops' waits (tests: timers that never fire, so polls happen only on pollNow). */
-  readonly pollTimers?: Timers;
+  /** The poll loops' waits, if not on `scheduler` (tests: timers that never fire, so polls happen only on pollNow). */
+  readonly pollScheduler?: Scheduler;
 }
 
 export interface RunningGate {
@@ -51,25 +52,31 @@ export interface RunningGate {
   close(): Promise<void>;
 }
 
+/** After the drain and close, how long buffered log lines may take to reach stdout. */
+const LOG_FLUSH_MS = 500;
+
 /** How often time-based states (stale, start-up bounds) are re-evaluated without a report. */
 const TICK_MS = 1_000;
 
 export async function startGate(config: Config, opts: GateOptions = {}): Promise<RunningGate> {
-  const clock = opts.clock ?? systemClock;
-  const logger = opts.logger ?? createLogger(config.logLevel, config.redactHeaders);
-  const tracker = new FleetTracker(config, clock);
+  const scheduler = opts.scheduler ?? systemScheduler;
+  // Logs to stdout go through a bounded buffer: a blocked reader costs dropped lines, never memory.
+  const sink = opts.logger === undefined ? new BoundedLogSink(process.stdout, config.logBufferBytes) : undefined;
+  const logger = opts.logger ?? createLogger(config.logLevel, config.redactHeaders, sink);
+  const tracker = new FleetTracker(config, scheduler);
   const metrics = new GateMetrics(
     () => tracker.snapshot(),
     () => tracker.droppedPlugins,
-    clock,
+    scheduler,
   );
-  const service = new GateService(() => tracker.snapshot(), config, clock, metrics, config.decisionLog === 'none' ? undefined : logger);
+  if (sink !== undefined) metrics.logSink(() => sink.stats());
+  const service = new GateService(() => tracker.snapshot(), config, scheduler, metrics, config.decisionLog === 'none' ? undefined : logger);
 
   tracker.onSnapshot((_snap, changes) => logChanges(logger, changes));
 
   const http = new StatusHttp({ timeoutMs: config.pollTimeoutMs });
   const poller = new Poller({
-    read: podReaderFor(config, http, clock),
+    read: podReaderFor(config, http, scheduler),
     onReport: (r) => {
       metrics.report(r);
       tracker.ingest(r);
@@ -77,10 +84,10 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
     onError: (error, pod) => logger.warn({ pod, code: error.code, err: error.message }, 'poll failed'),
     intervalMs: config.pollIntervalMs,
     jitterPercent: config.pollJitterPercent,
-    timers: opts.pollTimers,
+    scheduler: opts.pollScheduler ?? scheduler,
   });
 
-  const discovery: Discovery = opts.discovery ?? discoveryFor(config);
+  const discovery: Discovery = opts.discovery ?? discoveryFor(config, undefined, scheduler);
   let lastDiscoveryError: GateError | undefined;
   discovery.start((addresses, error) => {
     if (error !== undefined) {
@@ -92,19 +99,21 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
     poller.setTargets(addresses);
   });
 
-  const ticker = setInterval(() => {
+  const stopTicker = every(scheduler, TICK_MS, () => {
     tracker.tick();
     const suppressed = service.takeSuppressed();
     if (suppressed > 0) {
       metrics.decisionLogSuppressed(suppressed);
       logger.warn({ suppressed, rate: config.decisionLogRate }, 'decision log rate limit: lines suppressed (decisions still counted in metrics)');
     }
-  }, TICK_MS);
-  ticker.unref();
+    const dropped = sink?.takeDropped() ?? 0;
+    // This line may be dropped too while stdout stays blocked; the counter is the record.
+    if (dropped > 0) logger.warn({ dropped, buffer_bytes: config.logBufferBytes }, 'stdout is not keeping up: log lines dropped');
+  });
 
   const started: { grpc?: GrpcServer; http?: HttpFace; admin?: AdminServer; tls?: TlsSource } = {};
   const stopAll = async (graceMs: number): Promise<void> => {
-    clearInterval(ticker);
+    stopTicker();
     started.tls?.close();
     await Promise.allSettled([
       started.grpc?.close(graceMs),
@@ -121,18 +130,18 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
       serving: () => service.serving(),
       draining: () => service.isDraining(),
       metrics,
-      clock,
+      clock: scheduler,
     });
     // One TlsSource for both faces: they present the same certificate and reload together.
     const tlsFiles = tlsFilesOf(config);
     if (tlsFiles !== undefined) {
-      const source = TlsSource.open(tlsFiles, { reloadMs: config.tlsReloadMs, logger });
+      const source = TlsSource.open(tlsFiles, { reloadMs: config.tlsReloadMs, logger, scheduler });
       started.tls = source;
       metrics.tlsCertificate(() => source.material.info.notAfterMs);
     }
     const tls = started.tls;
-    started.grpc = await startGrpcServer({ listen: config.grpcListen, service, config, logger, tls });
-    if (config.httpListen !== undefined) started.http = await startHttpFace({ listen: config.httpListen, service, config, logger, tls });
+    started.grpc = await startGrpcServer({ listen: config.grpcListen, service, config, logger, tls, scheduler });
+    if (config.httpListen !== undefined) started.http = await startHttpFace({ listen: config.httpListen, service, config, logger, tls, scheduler });
   } catch (err) {
     await stopAll(0);
     throw err;
@@ -176,10 +185,14 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
       service.drain();
       started.grpc?.setServing(false);
       logger.info({ drain_ms: config.drainMs }, 'draining: health NOT_SERVING, still answering checks');
-      await new Promise((r) => setTimeout(r, config.drainMs));
+      // On the gate's scheduler: a test moves time through the drain instead of waiting it out.
+      if (config.drainMs > 0) await delay(scheduler, config.drainMs);
       await stopAll(Math.min(5_000, config.drainMs));
       logger.info('stopped');
-      logger.flush();
+      // stdout gets a short, bounded time to take what is buffered: a reader that
+      // never reads must not keep a stopped gate alive.
+      if (sink !== undefined) await sink.flushWithin(LOG_FLUSH_MS);
+      else logger.flush();
     },
     async close() {
       service.drain();

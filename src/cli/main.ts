@@ -3,6 +3,8 @@
  * `plugin-gate`: parse flags, environment and file; validate; run until SIGTERM.
  * Exit codes: 0 ok, 1 runtime failure (e.g. a port in use), 2 bad configuration.
  */
+// First: the signal handlers must be in place before anything else loads (SIGUSR1 would open the inspector).
+import { onStopSignals, reportSignalsTo } from './signals.js';
 import { readFileSync } from 'node:fs';
 import { ConfigError, formatHostPort, helpText, loadConfig, type Config } from '../config/config.js';
 import { startGate } from '../app/app.js';
@@ -57,21 +59,23 @@ async function main(argv: readonly string[]): Promise<number> {
 
   const gate = await startGate(config);
   process.on('unhandledRejection', (reason) => gate.logger.error({ err: String(reason) }, 'unhandled rejection'));
+  reportSignalsTo((signal, what) => gate.logger.warn({ signal }, `${signal} ${what}`));
   await new Promise<void>((resolve) => {
-    let stopping = false;
-    const stop = (signal: string): void => {
-      if (stopping) {
+    onStopSignals(
+      (signal) => {
+        gate.logger.info({ signal }, 'shutting down');
+        void gate.shutdown().then(resolve);
+      },
+      (signal) => {
         gate.logger.warn({ signal }, 'second signal: exiting now');
         process.exit(1);
-      }
-      stopping = true;
-      gate.logger.info({ signal }, 'shutting down');
-      void gate.shutdown().then(resolve);
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+      },
+    );
   });
-  return 0;
+  // Exit here rather than when the event loop empties: log lines a blocked
+  // stdout never took would otherwise keep the process alive (shutdown already
+  // gave them their bounded flush).
+  process.exit(0);
 }
 
 main(process.argv.slice(2)).then(

@@ -52,6 +52,7 @@ export interface Config {
   readonly decisionLog: 'all' | 'denied' | 'none';
   readonly decisionLogRate: number;
   readonly logLevel: string;
+  readonly logBufferBytes: number;
   readonly redactHeaders: readonly string[];
   /** PEM files of the gRPC and HTTP faces' TLS; tlsCert unset = plaintext. */
   readonly tlsCert: string | undefined;
@@ -238,6 +239,7 @@ function validate(raw: RawValues, problems: string[]): Config | undefined {
     decisionLog: get<'all' | 'denied' | 'none'>('decision-log'),
     decisionLogRate: get<number>('decision-log-rate'),
     logLevel: get<string>('log-level'),
+    logBufferBytes: get<number>('log-buffer-bytes'),
     redactHeaders: get<readonly string[]>('redact-headers') ?? [],
     tlsCert: get<string | undefined>('tls-cert'),
     tlsKey: get<string | undefined>('tls-key'),

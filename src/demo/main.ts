@@ -16,7 +16,7 @@ import { createLogger } from '../observe/logger.js';
 import { loadGatePackage } from '../front/grpc/protos.js';
 import { SimFleet } from '../sim/fleet.js';
 import { demoScenario } from '../sim/scenario.js';
-import { realScheduler } from '../sim/scheduler.js';
+import { systemScheduler } from '../core/clock.js';
 import type { SimDaemon } from '../sim/daemon.js';
 
 interface Args {
@@ -87,7 +87,7 @@ const NON_PLUGIN_PATH = '/plugin/demo-tenant/management/list';
 async function main(): Promise<void> {
   const args = parse(process.argv.slice(2));
   const scenario = demoScenario(args.timeScale);
-  const fleet = new SimFleet({ ...scenario.fleet, scheduler: realScheduler });
+  const fleet = new SimFleet({ ...scenario.fleet, scheduler: systemScheduler });
   await fleet.start();
   const ts = args.timeScale;
   // The gate runs in real time while the fleet runs in compressed daemon time:

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { GateError } from '../core/errors.js';
 import { configFor } from '../config/config.js';
 import { DnsDiscovery, dnsDiscoveryFor, type ResolverLike } from './dns.js';
-import { ManualTimers, settle } from '../../test/status/manual-timers.js';
+import { ManualScheduler, settle } from '../../test/support/manual-scheduler.js';
 
 type Answer = string[] | string; // records, or an error code
 
@@ -43,24 +43,24 @@ const TIMEOUT = 2000;
 
 function setup(listener?: (a: readonly string[], e: GateError | undefined) => void) {
   const dns = new FakeDns();
-  const timers = new ManualTimers();
+  const sched = new ManualScheduler(0);
   const calls: { addresses: readonly string[]; error: GateError | undefined }[] = [];
   const errors: GateError[] = [];
   const d = new DnsDiscovery({
     name: { host: 'plugin-daemon-headless.dify.svc.cluster.local', port: 5002 },
     intervalMs: INTERVAL,
     timeoutMs: TIMEOUT,
-    timers,
+    scheduler: sched,
     newResolver: dns.newResolver,
     onError: (e) => errors.push(e),
   });
   const start = () => d.start(listener ?? ((addresses, error) => calls.push({ addresses, error })));
   /** Lets the interval pass and the next lookup finish. */
   const tick = async () => {
-    timers.fire(INTERVAL);
+    sched.advance(INTERVAL);
     await settle();
   };
-  return { dns, timers, calls, errors, d, start, tick };
+  return { dns, sched, calls, errors, d, start, tick };
 }
 
 describe('DnsDiscovery', () => {
@@ -75,11 +75,11 @@ describe('DnsDiscovery', () => {
   });
 
   it('looks up every interval and reports only when the set changes', async () => {
-    const { dns, calls, d, start, tick, timers } = setup();
+    const { dns, calls, d, start, tick, sched } = setup();
     dns.v4 = ['10.0.0.1'];
     start();
     await settle();
-    assert.deepEqual(timers.delays(), [INTERVAL]);
+    assert.deepEqual(sched.delays(), [INTERVAL]);
     await tick();
     await tick();
     assert.equal(dns.lookups, 3);
@@ -131,17 +131,17 @@ describe('DnsDiscovery', () => {
   });
 
   it('a lookup that never answers is cancelled at dns-timeout and counts as failed', async () => {
-    const { dns, timers, calls, d, start } = setup();
+    const { dns, sched, calls, d, start } = setup();
     dns.hang = true;
     start();
     await settle();
-    assert.deepEqual(timers.delays(), [TIMEOUT]);
-    timers.fire(TIMEOUT);
+    assert.deepEqual(sched.delays(), [TIMEOUT]);
+    sched.advance(TIMEOUT);
     await settle();
     assert.equal(dns.cancels, 1);
     assert.deepEqual(calls, [{ addresses: [], error: calls[0]!.error }]);
     assert.equal(calls[0]!.error?.code, 'discovery_failed');
-    assert.deepEqual(timers.delays(), [INTERVAL], 'the deadline timer is gone, the next lookup is scheduled');
+    assert.deepEqual(sched.delays(), [INTERVAL], 'the deadline timer is gone, the next lookup is scheduled');
     await d.stop();
   });
 
@@ -200,13 +200,13 @@ describe('DnsDiscovery', () => {
   });
 
   it('stop() cancels an open lookup, clears timers and calls no listener after', async () => {
-    const { dns, timers, calls, d, start } = setup();
+    const { dns, sched, calls, d, start } = setup();
     dns.hang = true;
     start();
     await settle();
     await d.stop();
     assert.equal(dns.cancels, 1);
-    assert.equal(timers.pending.size, 0);
+    assert.equal(sched.pending(), 0);
     assert.equal(calls.length, 0);
     d.start(() => assert.fail('restarted'));
     await settle();
@@ -214,13 +214,13 @@ describe('DnsDiscovery', () => {
   });
 
   it('stop() while waiting for the next lookup ends the loop at once', async () => {
-    const { dns, timers, d, start } = setup();
+    const { dns, sched, d, start } = setup();
     dns.v4 = ['10.0.0.1'];
     start();
     await settle();
-    assert.equal(timers.pending.size, 1);
+    assert.equal(sched.pending(), 1);
     await d.stop();
-    assert.equal(timers.pending.size, 0);
+    assert.equal(sched.pending(), 0);
     assert.equal(dns.lookups, 1);
   });
 

@@ -18,8 +18,8 @@
 import { Resolver } from 'node:dns/promises';
 import { formatHostPort, type Config, type HostPort } from '../config/config.js';
 import { GateError } from '../core/errors.js';
-import { Sleeper } from '../core/clock.js';
-import { canonicalAddresses, nodeTimers, sameAddresses, type Discovery, type DiscoveryListener, type Timers } from './types.js';
+import { Sleeper, systemScheduler, type Scheduler } from '../core/clock.js';
+import { canonicalAddresses, sameAddresses, type Discovery, type DiscoveryListener } from './types.js';
 
 /** The part of node's dns Resolver used here; tests may inject a fake. */
 export interface ResolverLike {
@@ -36,7 +36,7 @@ export interface DnsDiscoveryOptions {
   readonly intervalMs: number;
   /** Bound of one lookup (both families). */
   readonly timeoutMs: number;
-  readonly timers?: Timers;
+  readonly scheduler?: Scheduler;
   /** Builds the resolver of one lookup; default: a node Resolver with one try, bound to `server` when given. */
   readonly newResolver?: () => ResolverLike;
   /** Gets anything the listener throws (background work never throws). */
@@ -47,7 +47,7 @@ type Outcome = { readonly addresses: readonly string[] } | { readonly error: Gat
 
 export class DnsDiscovery implements Discovery {
   private readonly opts: DnsDiscoveryOptions;
-  private readonly timers: Timers;
+  private readonly scheduler: Scheduler;
   private listener: DiscoveryListener | undefined;
   private stopped = false;
   private loop: Promise<void> | undefined;
@@ -59,8 +59,8 @@ export class DnsDiscovery implements Discovery {
 
   constructor(opts: DnsDiscoveryOptions) {
     this.opts = opts;
-    this.timers = opts.timers ?? nodeTimers;
-    this.sleeper = new Sleeper(this.timers);
+    this.scheduler = opts.scheduler ?? systemScheduler;
+    this.sleeper = new Sleeper(this.scheduler);
   }
 
   /** Looks up at once, then every interval (counted from the end of the previous lookup). */
@@ -104,7 +104,7 @@ export class DnsDiscovery implements Discovery {
     }
     this.inflight = resolver;
     // c-ares bounds each try; this bounds the whole lookup whatever c-ares does.
-    const deadline = this.timers.setTimeout(() => resolver.cancel(), timeoutMs);
+    const deadline = this.scheduler.setTimeout(() => resolver.cancel(), timeoutMs);
     try {
       const [a, aaaa] = await Promise.allSettled([resolver.resolve4(name.host), resolver.resolve6(name.host)]);
       const records: string[] = [];
@@ -117,7 +117,7 @@ export class DnsDiscovery implements Discovery {
       }
       return { addresses: canonicalAddresses(records.map((ip) => formatHostPort({ host: ip, port: name.port }))) };
     } finally {
-      this.timers.clearTimeout(deadline);
+      this.scheduler.clearTimeout(deadline);
       this.inflight = undefined;
     }
   }
@@ -166,6 +166,7 @@ export class DnsDiscovery implements Discovery {
 export function dnsDiscoveryFor(
   config: Pick<Config, 'dnsName' | 'dnsServer' | 'dnsIntervalMs' | 'dnsTimeoutMs'>,
   onError?: (error: GateError) => void,
+  scheduler?: Scheduler,
 ): DnsDiscovery {
   if (config.dnsName === undefined) throw new GateError('config_invalid', 'dns-name is required with discovery=dns');
   return new DnsDiscovery({
@@ -174,6 +175,7 @@ export function dnsDiscoveryFor(
     intervalMs: config.dnsIntervalMs,
     timeoutMs: config.dnsTimeoutMs,
     onError,
+    scheduler,
   });
 }
 

@@ -19,9 +19,6 @@ export interface Discovery {
   stop(): Promise<void>;
 }
 
-export type { Timers } from '../core/clock.js';
-export { nodeTimers } from '../core/clock.js';
-
 /** Sorted, duplicates removed: the one canonical form of an address set. */
 export function canonicalAddresses(addresses: Iterable<string>): string[] {
   return [...new Set(addresses)].sort();

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { failReport, metrics, newTracker, okReport, OLD, T0, trackerDefaults } from '../../test/support/fleet.js';
-import { FakeClock } from '../core/clock.js';
+import { ManualScheduler } from '../../test/support/manual-scheduler.js';
 import { GateError } from '../core/errors.js';
 import { FleetTracker } from './tracker.js';
 import type { FleetChange } from './tracker.js';
@@ -21,14 +21,14 @@ describe('FleetTracker', () => {
   });
 
   it('is not complete before discovery has answered at all; an answered empty discovery is', () => {
-    const tracker = new FleetTracker(trackerDefaults, new FakeClock(T0));
+    const tracker = new FleetTracker(trackerDefaults, new ManualScheduler(T0));
     assert.equal(tracker.snapshot().complete, false);
     tracker.setPods([]);
     assert.equal(tracker.snapshot().complete, true);
   });
 
   it('is not complete while discovery has only failed; an empty answer or a good one completes it', () => {
-    const tracker = new FleetTracker(trackerDefaults, new FakeClock(T0));
+    const tracker = new FleetTracker(trackerDefaults, new ManualScheduler(T0));
     tracker.setPods([], new GateError('discovery_failed', 'SERVFAIL'));
     assert.equal(tracker.snapshot().complete, false);
     assert.equal(tracker.snapshot().discoveryError?.code, 'discovery_failed');

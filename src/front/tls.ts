@@ -19,6 +19,7 @@
  */
 import type { experimental } from '@grpc/grpc-js';
 import type { Config } from '../config/config.js';
+import { systemScheduler, type Scheduler, type TimerHandle } from '../core/clock.js';
 import { GateError } from '../core/errors.js';
 import type { FrontLogger } from './service.js';
 import {
@@ -61,8 +62,8 @@ export interface TlsSourceOptions {
   readonly reloadMs: number;
   readonly logger?: TlsLogger;
   readonly readTimeoutMs?: number;
-  /** Epoch ms, for the expired-certificate warning. */
-  readonly now?: () => number;
+  /** Runs the reload timer and tells the time for the expired-certificate warning; default the system's. */
+  readonly scheduler?: Scheduler;
 }
 
 export type ReloadResult = 'unchanged' | 'reloaded' | 'rejected';
@@ -77,8 +78,8 @@ export class TlsSource implements experimental.CertificateProvider {
   private readonly caListeners = new Set<CaListener>();
   private readonly changeListeners = new Set<(m: TlsMaterial) => void>();
   private readonly logger: TlsLogger | undefined;
-  private readonly now: () => number;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly scheduler: Scheduler;
+  private timer: TimerHandle | undefined;
   private inFlight: Promise<ReloadResult> | undefined;
   private closed = false;
 
@@ -103,7 +104,7 @@ export class TlsSource implements experimental.CertificateProvider {
     this.current = material;
     this.seen = seen;
     this.logger = opts.logger;
-    this.now = opts.now ?? Date.now;
+    this.scheduler = opts.scheduler ?? systemScheduler;
     this.logger?.info({ ...logFields(material.info), mutual: this.mutual, reload_ms: opts.reloadMs }, 'TLS on the gRPC and HTTP faces');
     this.warnIfExpired(material.info);
     this.schedule();
@@ -139,18 +140,17 @@ export class TlsSource implements experimental.CertificateProvider {
   /** Stops the reload timer; the current material stays readable. */
   close(): void {
     this.closed = true;
-    if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.timer !== undefined) this.scheduler.clearTimeout(this.timer);
     this.timer = undefined;
   }
 
   private schedule(): void {
     if (this.closed) return;
     // A chain of timeouts, not an interval: a slow read never overlaps the next.
-    this.timer = setTimeout(() => {
+    this.timer = this.scheduler.setTimeout(() => {
       this.timer = undefined;
       void this.reload().finally(() => this.schedule());
     }, this.opts.reloadMs);
-    this.timer.unref();
   }
 
   private async reloadOnce(): Promise<ReloadResult> {
@@ -194,7 +194,7 @@ export class TlsSource implements experimental.CertificateProvider {
   }
 
   private warnIfExpired(info: CertInfo): void {
-    if (info.notAfterMs <= this.now()) this.logger?.warn(logFields(info), 'the TLS certificate has expired; clients will refuse it');
+    if (info.notAfterMs <= this.scheduler.now()) this.logger?.warn(logFields(info), 'the TLS certificate has expired; clients will refuse it');
   }
 
   // grpc-js CertificateProvider. grpc-js subscribes before it starts watching
@@ -250,9 +250,10 @@ export function tlsForFace(
   shared: TlsSource | undefined,
   config: TlsConfig,
   logger: FrontLogger & Partial<TlsLogger>,
+  scheduler?: Scheduler,
 ): { tls: TlsSource | undefined; owned: boolean } {
   if (shared !== undefined) return { tls: shared, owned: false };
   const files = tlsFilesOf(config);
   if (files === undefined) return { tls: undefined, owned: false };
-  return { tls: TlsSource.open(files, { reloadMs: config.tlsReloadMs ?? DEFAULT_RELOAD_MS, logger: tlsLogger(logger) }), owned: true };
+  return { tls: TlsSource.open(files, { reloadMs: config.tlsReloadMs ?? DEFAULT_RELOAD_MS, logger: tlsLogger(logger), scheduler }), owned: true };
 }

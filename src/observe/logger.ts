@@ -4,8 +4,12 @@
  */
 import pino, { type Logger, type DestinationStream } from 'pino';
 import { ALWAYS_REDACTED } from '../config/config.js';
+import { BoundedLogSink } from './log-sink.js';
 
 export type { Logger };
+
+/** `log-buffer-bytes` default, for loggers made without a configuration. */
+export const DEFAULT_LOG_BUFFER_BYTES = 1_048_576;
 
 export function createLogger(level: string, extraRedacted: readonly string[] = [], dest?: DestinationStream): Logger {
   const names = [...new Set([...ALWAYS_REDACTED, ...extraRedacted])];
@@ -19,6 +23,6 @@ export function createLogger(level: string, extraRedacted: readonly string[] = [
   };
   // stdout is written asynchronously: with `decision-log all` under load, a
   // synchronous write to a slow pipe would stall the event loop and with it every
-  // Check. The app flushes on shutdown.
-  return pino(opts, dest ?? pino.destination({ dest: 1, sync: false }));
+  // Check. The buffer is bounded (see BoundedLogSink); the app flushes on shutdown.
+  return pino(opts, dest ?? new BoundedLogSink(process.stdout, DEFAULT_LOG_BUFFER_BYTES));
 }

@@ -6,7 +6,7 @@
  * never from request input. Fleet gauges are computed at scrape time.
  */
 import client from 'prom-client';
-import { systemClock, type Clock } from '../core/clock.js';
+import { systemScheduler, type Clock } from '../core/clock.js';
 import { ERROR_CODES, type ErrorCode } from '../core/errors.js';
 import { ALLOW_REASONS, REASONS, type Decision, type Reason } from '../decide/types.js';
 import type { FleetSnapshot } from '../fleet/types.js';
@@ -23,7 +23,7 @@ export class GateMetrics {
   private readonly discoveryErrors: client.Counter;
   private readonly logSuppressed: client.Counter;
 
-  constructor(snapshot: () => FleetSnapshot, droppedPlugins: () => number, clock: Clock = systemClock) {
+  constructor(snapshot: () => FleetSnapshot, droppedPlugins: () => number, clock: Clock = systemScheduler) {
     const decisions = new client.Counter({
       name: 'plugin_gate_decisions_total',
       help: 'Check decisions by face, decision (allow/deny) and reason.',
@@ -160,6 +160,27 @@ export class GateMetrics {
       registers: [this.registry],
       collect() {
         this.set(notAfterMs() / 1000);
+      },
+    });
+  }
+
+  /** Registers the log sink's series, read at scrape time: lines dropped, bytes waiting for stdout. */
+  logSink(stats: () => { readonly dropped: number; readonly buffered: number }): void {
+    new client.Counter({
+      name: 'plugin_gate_log_lines_dropped_total',
+      help: 'Log lines dropped because stdout did not keep up (log-buffer-bytes full) or was gone.',
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(stats().dropped);
+      },
+    });
+    new client.Gauge({
+      name: 'plugin_gate_log_buffer_bytes',
+      help: 'Log bytes written but not yet taken by the reader of stdout (at most log-buffer-bytes).',
+      registers: [this.registry],
+      collect() {
+        this.set(stats().buffered);
       },
     });
   }

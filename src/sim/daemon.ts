@@ -22,7 +22,7 @@ import {
   type ReadinessDetail,
   type SimPluginState,
 } from './lifecycle.js';
-import { realScheduler, type Scheduler, type TimerHandle } from './scheduler.js';
+import { systemScheduler, type Scheduler, type TimerHandle } from '../core/clock.js';
 
 export type { PluginSpec, SimPluginState, ReadinessDetail } from './lifecycle.js';
 
@@ -59,7 +59,7 @@ export interface SimDaemonOptions {
   readonly port?: number;
   /** Installed at start, launched in this order. */
   readonly plugins?: readonly PluginSpec[];
-  /** Default `realScheduler`. */
+  /** Default `systemScheduler`. */
   readonly scheduler?: Scheduler;
   /** `PLUGIN_LOCAL_LAUNCHING_CONCURRENT`, default 2. */
   readonly launchConcurrency?: number;
@@ -258,7 +258,7 @@ export class SimDaemon {
     if (!Number.isInteger(this.port) || this.port < 0 || this.port > 65535) {
       throw new GateError('config_invalid', `${this.name}: port must be 0..65535`);
     }
-    this.scheduler = opts.scheduler ?? realScheduler;
+    this.scheduler = opts.scheduler ?? systemScheduler;
     this.launchConcurrency = positiveInt('launchConcurrency', opts.launchConcurrency, DAEMON_LAUNCH_CONCURRENCY);
     this.retryLimit = positiveInt('retryLimit', opts.retryLimit, DAEMON_MAX_RETRY_COUNT);
     this.timeScale = opts.timeScale ?? 1;

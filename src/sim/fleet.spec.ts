@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { SimFleet, type SimFleetOptions } from './fleet.js';
 import { uniqueIdentifierFor } from './lifecycle.js';
 import { demoScenario, DEMO_PLUGINS } from './scenario.js';
-import { ManualScheduler } from './scheduler.js';
+import { ManualScheduler } from '../../test/support/manual-scheduler.js';
 import { httpCall, parseExposition, sampleValue } from './spec-util.js';
 
 async function withFleet(

@@ -9,7 +9,7 @@ import { GateError } from '../core/errors.js';
 import type { PluginId } from '../core/plugin-id.js';
 import { SimDaemon, type SimEvent } from './daemon.js';
 import { checkSpec, uniqueIdentifierFor, type PluginSpec } from './lifecycle.js';
-import { realScheduler, type Scheduler, type TimerHandle } from './scheduler.js';
+import { systemScheduler, type Scheduler, type TimerHandle } from '../core/clock.js';
 
 /** Fields of a plugin's spec that may differ per pod (a slower disk, a broken venv on one node). */
 export type PluginOverride = Partial<Pick<PluginSpec, 'launchMs' | 'failures'>>;
@@ -28,7 +28,7 @@ export interface SimFleetOptions {
   readonly pods: number;
   /** Installed on every pod at start, in launch order. */
   readonly plugins: readonly PluginSpec[];
-  /** Default `realScheduler`; share a ManualScheduler with the gate under test. */
+  /** Default `systemScheduler`; share a manual one with the gate under test. */
   readonly scheduler?: Scheduler;
   /** Default 1. */
   readonly timeScale?: number;
@@ -68,7 +68,7 @@ export class SimFleet {
       checkSpec(r.spec);
       this.checkPodIndex(r.firstPodIndex, opts.pods);
     }
-    this.scheduler = opts.scheduler ?? realScheduler;
+    this.scheduler = opts.scheduler ?? systemScheduler;
     this.timeScale = opts.timeScale ?? 1;
     this.overrides = opts.podPlugins;
     this.runtimeInstalls = opts.runtimeInstalls ?? [];

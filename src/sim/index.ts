@@ -1,5 +1,5 @@
 /** The simulated Dify plugin-daemon fleet: one import for tests, the demo and the CLI. */
-export { ManualScheduler, realScheduler, type Scheduler, type TimerHandle } from './scheduler.js';
+export { systemScheduler, type Scheduler, type TimerHandle } from '../core/clock.js';
 export { DAEMON_LAUNCH_CONCURRENCY, DAEMON_MAX_RETRY_COUNT, DAEMON_SCAN_INTERVAL_MS, daemonRetryWaitMs } from '../core/daemon.js';
 export {
   DEFAULT_PLUGIN_VERSION,

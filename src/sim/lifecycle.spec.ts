@@ -8,7 +8,7 @@ import {
   type LifecycleEventKind,
   type PluginSpec,
 } from './lifecycle.js';
-import { ManualScheduler } from './scheduler.js';
+import { ManualScheduler } from '../../test/support/manual-scheduler.js';
 
 interface Logged {
   readonly at: number;

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { DAEMON_SCAN_INTERVAL_MS, daemonRetryWaitMs } from '../core/daemon.js';
 import { GateError } from '../core/errors.js';
 import { isPluginId, type PluginId } from '../core/plugin-id.js';
-import type { Scheduler, TimerHandle } from './scheduler.js';
+import type { Scheduler, TimerHandle } from '../core/clock.js';
 
 /** One installed plugin, as a test or scenario describes it. */
 export interface PluginSpec {

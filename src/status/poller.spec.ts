@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { GateError } from '../core/errors.js';
 import { Poller, type PollerOptions } from './poller.js';
 import type { PodReport } from './types.js';
-import { ManualTimers, settle } from '../../test/status/manual-timers.js';
+import { ManualScheduler, settle } from '../../test/support/manual-scheduler.js';
 
 interface Pending {
   readonly signal: AbortSignal;
@@ -36,7 +36,7 @@ class FakeReads {
 }
 
 function setup(extra: Partial<PollerOptions> = {}) {
-  const timers = new ManualTimers();
+  const sched = new ManualScheduler(0);
   const reads = new FakeReads();
   const reports: PodReport[] = [];
   const errors: [GateError, string][] = [];
@@ -47,22 +47,22 @@ function setup(extra: Partial<PollerOptions> = {}) {
     intervalMs: 1000,
     jitterPercent: 10,
     random: () => 0.5,
-    timers,
+    scheduler: sched,
     ...extra,
   });
   const reportsOf = (pod: string) => reports.filter((r) => r.pod === pod);
-  return { timers, reads, reports, errors, poller, reportsOf };
+  return { sched, reads, reports, errors, poller, reportsOf };
 }
 
 describe('Poller', () => {
   it('polls new targets at once, then every interval after the previous read', async () => {
-    const { timers, reads, poller, reportsOf } = setup();
+    const { sched, reads, poller, reportsOf } = setup();
     poller.setTargets(['10.0.0.1:5002', '10.0.0.2:5002']);
     await settle();
     assert.equal(reportsOf('10.0.0.1:5002').length, 1);
     assert.equal(reportsOf('10.0.0.2:5002').length, 1);
-    assert.deepEqual(timers.delays(), [1000, 1000]);
-    timers.fireAll();
+    assert.deepEqual(sched.delays(), [1000, 1000]);
+    sched.runPending();
     await settle();
     assert.equal(reads.count('10.0.0.1:5002'), 2);
     assert.equal(reads.count('10.0.0.2:5002'), 2);
@@ -75,21 +75,21 @@ describe('Poller', () => {
       [0.999999, 1100],
       [0.25, 950],
     ] as const) {
-      const { timers, poller } = setup({ random: () => random });
+      const { sched, poller } = setup({ random: () => random });
       poller.setTargets(['10.0.0.1:5002']);
       await settle();
-      assert.deepEqual(timers.delays(), [expected]);
+      assert.deepEqual(sched.delays(), [expected]);
       await poller.stop();
     }
   });
 
   it('a hanging pod does not delay the reports of the others, and never has two reads in flight', async () => {
-    const { timers, reads, poller, reportsOf } = setup();
+    const { sched, reads, poller, reportsOf } = setup();
     reads.hanging.add('10.0.0.9:5002');
     poller.setTargets(['10.0.0.1:5002', '10.0.0.9:5002']);
     for (let i = 0; i < 5; i++) {
       await settle();
-      timers.fireAll();
+      sched.runPending();
     }
     await settle();
     assert.equal(reportsOf('10.0.0.1:5002').length, 6);
@@ -130,22 +130,22 @@ describe('Poller', () => {
   });
 
   it('setTargets removes gone pods: read aborted, report dropped, timer cleared', async () => {
-    const { timers, reads, poller, reportsOf } = setup();
+    const { sched, reads, poller, reportsOf } = setup();
     reads.hanging.add('10.0.0.9:5002');
     poller.setTargets(['10.0.0.1:5002', '10.0.0.9:5002']);
     await settle();
     const hangingSignal = reads.blocked.get('10.0.0.9:5002')!.signal;
-    assert.equal(timers.pending.size, 1);
+    assert.equal(sched.pending(), 1);
 
     poller.setTargets(['10.0.0.9:5002']);
-    assert.equal(timers.pending.size, 0, 'the removed pod’s timer is cleared');
+    assert.equal(sched.pending(), 0, 'the removed pod’s timer is cleared');
     assert.equal(hangingSignal.aborted, false);
     poller.setTargets([]);
     assert.equal(hangingSignal.aborted, true);
     await settle();
     assert.equal(reportsOf('10.0.0.9:5002').length, 0, 'an aborted read of a gone pod is not reported');
     assert.deepEqual(poller.targets(), []);
-    timers.fireAll();
+    sched.runPending();
     await settle();
     assert.equal(reads.count('10.0.0.1:5002'), 1);
     await poller.stop();
@@ -164,7 +164,7 @@ describe('Poller', () => {
 
   it('an onReport that throws goes to onError and the loop keeps polling', async () => {
     let n = 0;
-    const { timers, reads, errors, poller } = setup({
+    const { sched, reads, errors, poller } = setup({
       onReport: () => {
         n++;
         throw new Error('consumer bug');
@@ -172,7 +172,7 @@ describe('Poller', () => {
     });
     poller.setTargets(['10.0.0.1:5002']);
     await settle();
-    timers.fireAll();
+    sched.runPending();
     await settle();
     assert.equal(n, 2);
     assert.equal(reads.count('10.0.0.1:5002'), 2);
@@ -183,11 +183,11 @@ describe('Poller', () => {
   });
 
   it('a read that rejects goes to onError, counts as a completed read, and polling goes on', async () => {
-    const { timers, reads, errors, poller, reports } = setup();
+    const { sched, reads, errors, poller, reports } = setup();
     reads.fail.add('10.0.0.1:5002');
     poller.setTargets(['10.0.0.1:5002']);
     await poller.settled();
-    timers.fireAll();
+    sched.runPending();
     await settle();
     assert.equal(reads.count('10.0.0.1:5002'), 2);
     assert.equal(reports.length, 0);
@@ -197,7 +197,7 @@ describe('Poller', () => {
   });
 
   it('an onError that throws is contained', async () => {
-    const { timers, reads, poller } = setup({
+    const { sched, reads, poller } = setup({
       onReport: () => {
         throw new Error('a');
       },
@@ -207,14 +207,14 @@ describe('Poller', () => {
     });
     poller.setTargets(['10.0.0.1:5002']);
     await settle();
-    timers.fireAll();
+    sched.runPending();
     await settle();
     assert.equal(reads.count('10.0.0.1:5002'), 2);
     await poller.stop();
   });
 
   it('pollNow wakes sleeping pods at once and waits for a read started after the call', async () => {
-    const { timers, reads, poller } = setup();
+    const { sched, reads, poller } = setup();
     reads.hanging.add('10.0.0.9:5002');
     poller.setTargets(['10.0.0.1:5002', '10.0.0.9:5002']);
     await settle();
@@ -231,12 +231,12 @@ describe('Poller', () => {
     reads.blocked.get('10.0.0.9:5002')!.resolve();
     await settle();
     assert.equal(done, true);
-    assert.equal(timers.pending.size, 2);
+    assert.equal(sched.pending(), 2);
     await poller.stop();
   });
 
   it('stop() aborts in-flight reads, awaits them, clears every timer, and reports nothing after', async () => {
-    const { timers, reads, poller, reports } = setup();
+    const { sched, reads, poller, reports } = setup();
     reads.hanging.add('10.0.0.9:5002');
     poller.setTargets(['10.0.0.1:5002', '10.0.0.9:5002']);
     await settle();
@@ -244,7 +244,7 @@ describe('Poller', () => {
     const pendingPoll = poller.pollNow();
     await poller.stop();
     await pendingPoll; // resolves on stop rather than hanging
-    assert.equal(timers.pending.size, 0);
+    assert.equal(sched.pending(), 0);
     assert.ok(reads.signals.every((s) => s.aborted));
     assert.equal(reports.length, before);
     poller.setTargets(['10.0.0.2:5002']);
@@ -257,7 +257,7 @@ describe('Poller', () => {
     const { reads, poller } = setup();
     let release!: () => void;
     const slow = new Promise<PodReport>((r) => (release = () => r({ pod: 'x', at: 0 })));
-    const p = new Poller({ read: () => slow, onReport: () => {}, intervalMs: 1000, jitterPercent: 0, timers: new ManualTimers() });
+    const p = new Poller({ read: () => slow, onReport: () => {}, intervalMs: 1000, jitterPercent: 0, scheduler: new ManualScheduler(0) });
     p.setTargets(['10.0.0.1:5002']);
     let stopped = false;
     const s = p.stop().then(() => (stopped = true));

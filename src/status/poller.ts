@@ -4,13 +4,11 @@
  * has two reads in flight, and since loops are independent a hanging pod never
  * delays the others. Background work never throws: failures go to `onError`.
  */
-import { nodeTimers, Sleeper, type Timers } from '../core/clock.js';
+import { systemScheduler, Sleeper, type Scheduler } from '../core/clock.js';
 import { GateError } from '../core/errors.js';
 import type { PodReport } from './types.js';
 import type { PodReader } from './reader.js';
 
-export type { Timers } from '../core/clock.js';
-export { nodeTimers } from '../core/clock.js';
 
 export interface PollerOptions {
   /** Reads one pod; should not reject (readPod never does), but a rejection is reported and survived. */
@@ -25,7 +23,7 @@ export interface PollerOptions {
   readonly jitterPercent: number;
   /** [0, 1) source for jitter. */
   readonly random?: () => number;
-  readonly timers?: Timers;
+  readonly scheduler?: Scheduler;
 }
 
 interface Waiter {
@@ -48,7 +46,7 @@ interface PodLoop {
 
 export class Poller {
   private readonly opts: PollerOptions;
-  private readonly timers: Timers;
+  private readonly scheduler: Scheduler;
   private readonly random: () => number;
   private readonly loops = new Map<string, PodLoop>();
   /** Every loop still running, including removed ones finishing an aborted read. */
@@ -60,7 +58,7 @@ export class Poller {
 
   constructor(opts: PollerOptions) {
     this.opts = opts;
-    this.timers = opts.timers ?? nodeTimers;
+    this.scheduler = opts.scheduler ?? systemScheduler;
     this.random = opts.random ?? Math.random;
   }
 
@@ -130,7 +128,7 @@ export class Poller {
       completed: 0,
       skipWait: false,
       reading: false,
-      sleeper: new Sleeper(this.timers),
+      sleeper: new Sleeper(this.scheduler),
       waiters: [],
     };
     this.loops.set(address, loop);

@@ -11,16 +11,23 @@ import { join } from 'node:path';
 import type { GateError } from '../../src/core/errors.js';
 import { DnsDiscovery } from '../../src/discovery/dns.js';
 import { Dnsmasq, NAME } from '../support/dnsmasq.js';
+import { ManualScheduler } from '../support/manual-scheduler.js';
 
 const PORT = 5002;
+const INTERVAL_MS = 50;
 
 interface Call {
   readonly addresses: readonly string[];
   readonly error: GateError | undefined;
 }
 
-/** Collects listener calls and lets a test wait for the next one that matches. */
+/**
+ * Collects listener calls and lets a test wait for the next one that matches,
+ * moving the discovery's manual time one interval per short real pause so the
+ * next lookup (real DNS on loopback) starts.
+ */
 class Calls {
+  constructor(private readonly sched: ManualScheduler) {}
   readonly all: Call[] = [];
   private seen = 0;
   private wake: (() => void) | undefined;
@@ -37,8 +44,9 @@ class Calls {
       }
       const left = deadline - Date.now();
       if (left <= 0) assert.fail(`${what}: not reported within ${ms}ms; calls so far: ${JSON.stringify(this.all.map((c) => [c.addresses, c.error?.code]))}`);
+      this.sched.advance(INTERVAL_MS);
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, left);
+        const t = setTimeout(resolve, Math.min(left, 10));
         this.wake = () => {
           clearTimeout(t);
           resolve();
@@ -55,14 +63,18 @@ describe('DnsDiscovery against dnsmasq', () => {
   let hosts: string;
   let dnsmasq: Dnsmasq;
   const discoveries: DnsDiscovery[] = [];
+  const sched = new ManualScheduler(Date.now());
 
   const setHosts = (lines: string[]) => writeFileSync(hosts, lines.map((l) => l + '\n').join(''));
   const discovery = (name: string) => {
     const d = new DnsDiscovery({
       name: { host: name, port: PORT },
       server: { host: '127.0.0.1', port: dnsmasq.port },
-      intervalMs: 50,
-      timeoutMs: 500,
+      intervalMs: INTERVAL_MS,
+      // The lookup deadline runs on the manual time the test moves: far enough that a
+      // slow real answer is never cut short by the test's own stepping.
+      timeoutMs: 60_000,
+      scheduler: sched,
     });
     discoveries.push(d);
     return d;
@@ -83,13 +95,13 @@ describe('DnsDiscovery against dnsmasq', () => {
   });
 
   it('a name with no records reports the empty set with discovery_empty; an unknown name discovery_failed', async () => {
-    const empty = new Calls();
+    const empty = new Calls(sched);
     discovery('empty.gate.test').start(empty.listener);
     const e = await empty.next('empty answer', () => true);
     assert.deepEqual(e.addresses, []);
     assert.equal(e.error?.code, 'discovery_empty');
 
-    const missing = new Calls();
+    const missing = new Calls(sched);
     discovery('nope.gate.test').start(missing.listener);
     const m = await missing.next('NXDOMAIN', () => true);
     assert.deepEqual(m.addresses, []);
@@ -98,7 +110,7 @@ describe('DnsDiscovery against dnsmasq', () => {
   });
 
   it('pods appear and disappear with the records; failures keep the last good set', async () => {
-    const calls = new Calls();
+    const calls = new Calls(sched);
     discovery(NAME).start(calls.listener);
     const first = await calls.next('first answer', () => true);
     assert.deepEqual(first, { addresses: ['10.1.0.1:5002', '10.1.0.2:5002', '[fd00::5]:5002'], error: undefined });

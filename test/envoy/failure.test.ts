@@ -16,9 +16,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { httpRequest, type HttpAnswer } from '../support/envoy-client.js';
 import { startEnvoy, type RunningEnvoy } from '../support/envoy.js';
-import { GateProcess } from '../support/gate-process.js';
+import { freePort, startGateProcess, type GateProcess } from '../support/gate-process.js';
 import { eventually } from '../support/gate.js';
-import { ManualScheduler } from '../../src/sim/scheduler.js';
 import { SimFleet } from '../../src/sim/fleet.js';
 
 const TARGET = 'e2e/target';
@@ -36,17 +35,19 @@ describe('real Envoy when the gate fails (deploy/envoy/envoy.yaml, two gate repl
   let front = '';
   const gates: GateProcess[] = [];
 
-  const gateArgs = (port: number, drain = '0s'): string[] => [
-    '--targets', fleet.targets,
-    '--grpc-listen', `127.0.0.1:${port}`,
-    '--poll-interval', '500ms',
-    '--decision-log', 'none',
-    '--drain', drain,
-  ];
-  const startGate = async (port: number, drain?: string): Promise<GateProcess> => {
-    const g = await GateProcess.start(gateArgs(port, drain));
+  const startGate = async (port: number, drain = '0s'): Promise<GateProcess> => {
+    const g = await startGateProcess({
+      args: ['--targets', fleet.targets, '--grpc-listen', `127.0.0.1:${port}`, '--poll-interval', '500ms', '--poll-timeout', '400ms', '--decision-log', 'none', '--drain', drain],
+    });
     gates.push(g);
     return g;
+  };
+  /** Sum of the replica's plugin_gate_decisions_total: how many Checks it answered. */
+  const decisions = async (g: GateProcess): Promise<number> => {
+    const body = await fetch(`http://127.0.0.1:${g.adminPort}/metrics`, { signal: AbortSignal.timeout(3_000) }).then((r) => r.text());
+    let sum = 0;
+    for (const m of body.matchAll(/^plugin_gate_decisions_total\{[^}]*\} (\d+)$/gm)) sum += Number(m[1]);
+    return sum;
   };
   const dispatch = (): Promise<HttpAnswer> =>
     httpRequest(front, {
@@ -69,40 +70,44 @@ describe('real Envoy when the gate fails (deploy/envoy/envoy.yaml, two gate repl
   const podHits = (): number => [...fleet.hitsFor(TARGET).values()].reduce((x, y) => x + y, 0);
 
   before(async () => {
-    const sched = new ManualScheduler(Date.UTC(2026, 0, 1));
-    fleet = new SimFleet({ pods: 2, plugins: [{ id: TARGET, launchMs: 1_000 }], scheduler: sched });
+    // Real time: the plugin is running on both pods a moment after start.
+    fleet = new SimFleet({ pods: 2, plugins: [{ id: TARGET, launchMs: 1 }] });
     await fleet.start();
-    sched.advance(1_000);
-    a = await startGate(0, '60s');
-    b = await startGate(0);
-    aPort = a.grpcPort;
-    bPort = b.grpcPort;
+    await eventually('plugin running on both pods', () => fleet.pods.every((p) => p.snapshot().plugins.some((x) => x.id === TARGET && x.gauge === 1)), 10_000);
+    aPort = await freePort();
+    bPort = await freePort();
+    a = await startGate(aPort, '60s');
+    b = await startGate(bPort);
     envoy = await startEnvoy({ config: 'deploy/envoy/envoy.yaml', addresses: { 'plugin-gate-headless:9191': [`127.0.0.1:${aPort}`, `127.0.0.1:${bPort}`] } });
     front = envoy.listener('plugin_daemon');
   });
 
   after(async () => {
     await envoy?.dispose();
-    for (const g of gates) await g.kill();
+    for (const g of gates) {
+      g.child.kill('SIGCONT');
+      g.kill();
+      await g.exited;
+    }
     await fleet?.close();
   });
 
   it('both replicas are healthy in Envoy and share the checks', async () => {
     await waitHealth(aPort, true, 'replica A healthy');
     await waitHealth(bPort, true, 'replica B healthy');
-    const before = [await a.decisions(), await b.decisions()];
+    const before = [await decisions(a), await decisions(b)];
     for (let i = 0; i < 20; i++) {
       const res = await dispatch();
       assert.equal(res.status, 200, res.body + why());
     }
-    const da = (await a.decisions()) - before[0]!;
-    const db = (await b.decisions()) - before[1]!;
+    const da = (await decisions(a)) - before[0]!;
+    const db = (await decisions(b)) - before[1]!;
     assert.equal(da + db, 20);
     assert.ok(da > 0 && db > 0, `round robin over both replicas: ${da} / ${db}`);
   });
 
   it('a stopped gate (SIGSTOP) gets a 503 from Envoy once the ext_authz timeout passes, and the request goes nowhere', async () => {
-    b.signal('SIGSTOP');
+    b.child.kill('SIGSTOP');
     try {
       const hits = podHits();
       // Round robin: of two checks in a row, one goes to the stopped replica.
@@ -127,31 +132,33 @@ describe('real Envoy when the gate fails (deploy/envoy/envoy.yaml, two gate repl
       }
       assert.ok(((await envoy.stats('ext_authz')).get('http.plugin_daemon.ext_authz.plugin_gate.error') ?? 0) >= 1, 'counted as an ext_authz error');
     } finally {
-      b.signal('SIGCONT');
+      b.child.kill('SIGCONT');
     }
     await waitHealth(bPort, true, 'replica B healthy again after SIGCONT');
   });
 
   it("a draining gate (SIGTERM) is taken out by Envoy's gRPC health check while it still answers; the other replica serves everything", async () => {
     // A runs with drain 60s: after SIGTERM it keeps answering Checks, and says NOT_SERVING.
-    a.signal('SIGTERM');
+    a.child.kill('SIGTERM');
     await waitHealth(aPort, false, "Envoy's health check marks draining replica A unhealthy");
-    assert.ok(a.running, 'A is still draining, not gone: the health check took it out');
+    assert.ok(a.alive(), 'A is still draining, not gone: the health check took it out');
     const health = (await envoy.clusterHosts('plugin_gate')).find((h) => h.address === `127.0.0.1:${aPort}`)!;
     assert.match(health.healthFlags, /failed_active_health_check/);
-    const beforeA = await a.decisions();
-    const beforeB = await b.decisions();
+    const beforeA = await decisions(a);
+    const beforeB = await decisions(b);
     for (let i = 0; i < 30; i++) {
       const res = await dispatch();
       assert.equal(res.status, 200, res.body + why());
     }
-    assert.equal((await a.decisions()) - beforeA, 0, 'the draining replica got no check');
-    assert.equal((await b.decisions()) - beforeB, 30, 'the other replica got every check');
-    await a.kill();
+    assert.equal((await decisions(a)) - beforeA, 0, 'the draining replica got no check');
+    assert.equal((await decisions(b)) - beforeB, 30, 'the other replica got every check');
+    a.kill();
+    await a.exited;
   });
 
   it('every gate gone: Envoy answers 503 (status_on_error), never passes the request through', async () => {
-    await b.kill();
+    b.kill();
+    await b.exited;
     const hits = podHits();
     for (let i = 0; i < 4; i++) {
       const res = await dispatch();

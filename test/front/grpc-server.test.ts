@@ -10,6 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { startGrpcServer, type GrpcServer } from '../../src/front/grpc/server.js';
 import { allow, deny, officialCheckMethod, officialClient, StubService } from './fixtures.js';
+import { ManualScheduler } from '../support/manual-scheduler.js';
 
 const LISTEN = { host: '127.0.0.1', port: 0 };
 const CALL_TIMEOUT_MS = 5000;
@@ -47,11 +48,13 @@ describe('gRPC face', () => {
   let server: GrpcServer;
   let client: Check;
   let hc: any;
+  const sched = new ManualScheduler(Date.now());
 
   before(async () => {
     server = await startGrpcServer({
       listen: LISTEN,
       service: stub,
+      scheduler: sched,
       config: { routeHeader: 'x-envoy-original-dst-host', grpcReflection: false },
       logger: { error: (obj, msg) => logs.push({ obj, msg }) },
     });
@@ -109,6 +112,33 @@ describe('gRPC face', () => {
     server.setServing(true);
     assert.equal(await health(hc, ''), 'SERVING');
     assert.equal(await health(hc, 'no.such.Service'), 'error:NOT_FOUND');
+  });
+
+  it('health Watch follows the service on the refresh timer, without any Check', async () => {
+    stub.isServing = false;
+    server.setServing(true);
+    const seen: string[] = [];
+    const call = hc.watch({ service: '' });
+    call.on('data', (r: any) => seen.push(r.status));
+    call.on('error', () => undefined);
+    const next = async (what: string, want: string): Promise<void> => {
+      const deadline = Date.now() + CALL_TIMEOUT_MS;
+      while (seen.at(-1) !== want) {
+        if (Date.now() > deadline) assert.fail(`${what}: saw ${JSON.stringify(seen)}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    };
+    try {
+      await next('first status', 'NOT_SERVING');
+      stub.isServing = true;
+      sched.advance(999);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(seen, ['NOT_SERVING'], 'nothing pushed before the refresh is due');
+      sched.advance(1);
+      await next('refreshed status', 'SERVING');
+    } finally {
+      call.cancel();
+    }
   });
 
   it('health: a throwing serving() reads as NOT_SERVING', async () => {

@@ -20,7 +20,8 @@ import { startGrpcServer, type GrpcServer } from '../../src/front/grpc/server.js
 import { startHttpFace, type HttpFace } from '../../src/front/http/server.js';
 import { TlsSource, type TlsFiles, type TlsLogger } from '../../src/front/tls.js';
 import { TestPki, type CertFiles } from '../support/certs.js';
-import { eventually, startHarness, type Harness } from '../support/gate.js';
+import { startHarness, type Harness } from '../support/gate.js';
+import { ManualScheduler, advanceUntil } from '../support/manual-scheduler.js';
 import { packageRoot } from '../../src/core/package-root.js';
 import { allow, officialPackage, StubService } from './fixtures.js';
 
@@ -149,12 +150,13 @@ function captureLogger(): TlsLogger & { error(obj: object, msg: string): void; l
   };
 }
 
-/** Re-runs an async probe until it holds (real time, bounded). */
-async function until(what: string, probe: () => Promise<boolean>, ms = 5_000): Promise<void> {
+/** Re-runs an async probe, moving the reload clock one interval each time, until it holds (bounded in real time). */
+async function until(sched: ManualScheduler, what: string, probe: () => Promise<boolean>, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await probe())) {
     if (Date.now() > deadline) throw new Error(`${what}: not true within ${ms}ms`);
-    await new Promise((r) => setTimeout(r, 50));
+    sched.advance(RELOAD_MS);
+    await new Promise((r) => setTimeout(r, 20));
   }
 }
 
@@ -311,11 +313,13 @@ describe('TLS on the wire faces', () => {
     let grpcServer: GrpcServer;
     let httpFace: HttpFace;
     const good = (): ClientCert => ({ cert: envoy.certPem, key: envoy.keyPem });
+    // Reloads happen when the test moves this clock, never on their own.
+    const sched = new ManualScheduler(Date.now());
 
     before(async () => {
       stub.answer = allow();
       files = servedFiles('rotate', ca);
-      source = TlsSource.open(files, { reloadMs: RELOAD_MS, logger: log });
+      source = TlsSource.open(files, { reloadMs: RELOAD_MS, logger: log, scheduler: sched });
       ({ grpcServer, httpFace } = await startFaces(stub, source));
     });
     after(() => closeFaces(grpcServer, httpFace, source));
@@ -327,10 +331,14 @@ describe('TLS on the wire faces', () => {
       assert.equal(oldGrpc.serialNumber, oldHttp.serialNumber);
 
       const reloaded = nextReload(source);
-      // Two separate writes, as a rotating tool does: a reload between them sees
+      // Two separate writes, as a rotating tool does: the reload between them sees
       // a mismatched pair and keeps gate-a; the next one takes gate-b.
       copyFileSync(gateB.cert, files.cert);
+      sched.advance(RELOAD_MS);
+      assert.equal(await source.reload(), 'rejected', 'the reload the timer started sees the new cert with the old key');
+      assert.equal((await servedCertificate(httpFace.port, ca, undefined, good())).subject.CN, 'gate-a');
       copyFileSync(gateB.key, files.key);
+      sched.advance(RELOAD_MS);
       assert.equal(await reloaded, 'CN=gate-b');
 
       const newHttp = await servedCertificate(httpFace.port, ca, undefined, good());
@@ -350,7 +358,7 @@ describe('TLS on the wire faces', () => {
     it('a broken file during reload keeps the old credentials serving', async () => {
       const warned = log.lines.filter((l) => l.level === 'warn').length;
       writeFileSync(files.cert, gateA.certPem.subarray(0, gateA.certPem.length >> 1));
-      await eventually('the broken file is noticed', () => log.lines.filter((l) => l.level === 'warn').length > warned);
+      await advanceUntil(sched, 'the broken file is noticed', () => log.lines.filter((l) => l.level === 'warn').length > warned, RELOAD_MS);
       const warn = log.lines.filter((l) => l.level === 'warn').at(-1)!;
       assert.match(warn.obj.problems.join('\n'), /^tls-cert: .* unterminated PEM certificate/m);
       assert.equal(warn.obj.serving.subject, 'CN=gate-b');
@@ -364,6 +372,7 @@ describe('TLS on the wire faces', () => {
       const reloaded = nextReload(source);
       copyFileSync(gateA.key, files.key);
       copyFileSync(gateA.cert, files.cert);
+      sched.advance(RELOAD_MS);
       assert.equal(await reloaded, 'CN=gate-a');
       assert.equal((await servedCertificate(grpcServer.port, ca, ['h2'], good())).subject.CN, 'gate-a');
     });
@@ -375,14 +384,15 @@ describe('TLS on the wire faces', () => {
     const files = servedFiles('owned');
     const config = { tlsCert: files.cert, tlsKey: files.key, tlsReloadMs: RELOAD_MS };
     const logger = captureLogger();
-    const grpcServer = await startGrpcServer({ listen: LISTEN, service: stub, config: { ...GRPC_CONFIG, ...config }, logger });
-    const httpFace = await startHttpFace({ listen: LISTEN, service: stub, config: { ...HTTP_CONFIG, ...config }, logger });
+    const sched = new ManualScheduler(Date.now());
+    const grpcServer = await startGrpcServer({ listen: LISTEN, service: stub, config: { ...GRPC_CONFIG, ...config }, logger, scheduler: sched });
+    const httpFace = await startHttpFace({ listen: LISTEN, service: stub, config: { ...HTTP_CONFIG, ...config }, logger, scheduler: sched });
     try {
       assert.deepEqual(await grpcCheck(grpcServer.port, grpcTls(ca)), { code: 0, details: 'ok' });
       assert.equal((await httpsCheck(httpFace.port, ca)).servedCn, 'gate-a');
       copyFileSync(gateB.key, files.key);
       copyFileSync(gateB.cert, files.cert);
-      await until('both faces serve gate-b', async () => {
+      await until(sched, 'both faces serve gate-b', async () => {
         const grpcCn = (await servedCertificate(grpcServer.port, ca, ['h2'])).subject.CN;
         const httpCn = (await servedCertificate(httpFace.port, ca, undefined)).subject.CN;
         return grpcCn === 'gate-b' && httpCn === 'gate-b';

@@ -1,6 +1,5 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { systemClock } from '../../src/core/clock.js';
 import { GateError } from '../../src/core/errors.js';
 import { StatusHttp } from '../../src/status/http.js';
 import { Poller } from '../../src/status/poller.js';
@@ -8,15 +7,8 @@ import { readPod } from '../../src/status/reader.js';
 import type { PodReport } from '../../src/status/types.js';
 import { daemonExposition } from './daemon-exposition.js';
 import { hang, json, startServer, text } from './servers.js';
+import { ManualScheduler, advanceUntil, settle } from '../support/manual-scheduler.js';
 
-/** Waits until `cond` holds, checking every 10 ms; fails after `ms` so the test cannot hang. */
-async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) assert.fail(`${what}: not within ${ms}ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe('Poller with real pod reads', () => {
   it('a pod that hangs every request does not hold back a healthy pod; stop() ends everything', async () => {
@@ -31,20 +23,23 @@ describe('Poller with real pod reads', () => {
       s.on('close', () => stuckOpen--);
     });
     const http = new StatusHttp({ timeoutMs: 30_000 });
+    // Poll waits run on manual time; the reads themselves are real loopback HTTP.
+    const sched = new ManualScheduler(Date.now());
     const reports: PodReport[] = [];
     const errors: GateError[] = [];
     const poller = new Poller({
       // A long timeout: the stuck pod's read stays open for the whole test unless stop() aborts it.
-      read: (pod, signal) => readPod(pod, ['metrics', 'health-check'], { http, clock: systemClock, timeoutMs: 30_000, maxBytes: 1 << 20, maxPlugins: 10, signal }),
+      read: (pod, signal) => readPod(pod, ['metrics', 'health-check'], { http, clock: sched, timeoutMs: 30_000, maxBytes: 1 << 20, maxPlugins: 10, signal }),
       onReport: (r) => reports.push(r),
       onError: (e) => errors.push(e),
       intervalMs: 20,
       jitterPercent: 0,
+      scheduler: sched,
     });
     try {
       poller.setTargets([healthy.address, stuck.address]);
       const fromHealthy = () => reports.filter((r) => r.pod === healthy.address);
-      await waitFor(() => fromHealthy().length >= 4, 10_000, 'four reports from the healthy pod');
+      await advanceUntil(sched, 'four reports from the healthy pod', () => fromHealthy().length >= 4, 20);
       assert.equal(reports.filter((r) => r.pod === stuck.address).length, 0);
       assert.ok(fromHealthy().every((r) => r.metrics?.ok === true && r.health?.ok === true));
       const first = fromHealthy()[0]?.metrics;
@@ -56,11 +51,13 @@ describe('Poller with real pod reads', () => {
       await poller.stop();
     }
     const after = reports.length;
-    await new Promise((r) => setTimeout(r, 60));
+    assert.equal(sched.pending(), 0, 'no poll timer left after stop()');
+    sched.advance(60);
+    await settle();
     assert.equal(reports.length, after, 'no report after stop()');
     assert.deepEqual(errors, []);
     // The stuck pod's sockets were closed by the abort.
-    await waitFor(() => stuckOpen === 0, 5000, 'stuck pod sockets closed');
+    await advanceUntil(sched, 'stuck pod sockets closed', () => stuckOpen === 0, 20);
     await http.close();
     await healthy.close();
     await stuck.close();

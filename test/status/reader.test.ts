@@ -1,6 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { FakeClock } from '../../src/core/clock.js';
+import { ManualScheduler } from '../support/manual-scheduler.js';
 import { configFor } from '../../src/config/config.js';
 import { StatusHttp } from '../../src/status/http.js';
 import { podReaderFor, readPod, type ReadPodOptions } from '../../src/status/reader.js';
@@ -30,7 +30,7 @@ describe('status readers against a loopback daemon', () => {
   let daemon: TestServer;
   let odd: TestServer;
   let http: StatusHttp;
-  const clock = new FakeClock();
+  const clock = new ManualScheduler();
   let o: ReadPodOptions;
 
   before(async () => {

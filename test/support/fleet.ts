@@ -2,7 +2,7 @@
  * Builders for fleet snapshots in unit tests: synthetic reports fed through the
  * real FleetTracker, so tests exercise the same rules production does.
  */
-import { FakeClock } from '../../src/core/clock.js';
+import { ManualScheduler } from './manual-scheduler.js';
 import { GateError } from '../../src/core/errors.js';
 import { FleetTracker, type TrackerConfig } from '../../src/fleet/tracker.js';
 import type { MetricsData, PodReport, ReadyData } from '../../src/status/types.js';
@@ -53,8 +53,8 @@ export function failReport(pod: string, at: number, code: 'status_timeout' | 'st
 }
 
 /** A tracker whose pods started long ago (past start-up) unless told otherwise. */
-export function newTracker(pods: string[], cfg: Partial<TrackerConfig> = {}, start = T0): { tracker: FleetTracker; clock: FakeClock } {
-  const clock = new FakeClock(start);
+export function newTracker(pods: string[], cfg: Partial<TrackerConfig> = {}, start = T0): { tracker: FleetTracker; clock: ManualScheduler } {
+  const clock = new ManualScheduler(start);
   const tracker = new FleetTracker({ ...trackerDefaults, ...cfg }, clock);
   tracker.setPods(pods);
   return { tracker, clock };

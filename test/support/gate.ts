@@ -1,13 +1,14 @@
 /**
- * A gate and a simulated fleet on loopback, sharing one ManualScheduler as
- * their clock: tests move daemon time by hand and poll on demand, so "the view
- * follows within one poll" is asserted without sleeping.
+ * A gate and a simulated fleet on loopback, sharing one ManualScheduler for
+ * every clock reading and timer (polls, ticker, drain, TLS reload, health
+ * refresh, daemon launches): tests move time by hand and poll on demand, so
+ * "the view follows within one poll" is asserted without sleeping.
  */
 import { configFor, type RawValues } from '../../src/config/config.js';
-import type { Timers } from '../../src/core/clock.js';
+import type { Scheduler, TimerHandle } from '../../src/core/clock.js';
 import { startGate, type RunningGate } from '../../src/app/app.js';
 import { createLogger, type Logger } from '../../src/observe/logger.js';
-import { ManualScheduler } from '../../src/sim/scheduler.js';
+import { ManualScheduler } from './manual-scheduler.js';
 import { SimFleet, type SimFleetOptions } from '../../src/sim/fleet.js';
 
 export interface Harness {
@@ -19,7 +20,7 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-/** Ports ephemeral, logs silent; no background polls (see NO_POLL_TIMERS): tests drive polling with poll(). */
+/** Ports ephemeral, logs silent; no background polls (see neverPolls): tests drive polling with poll(). */
 export const TEST_FLAGS: RawValues = {
   'grpc-listen': '127.0.0.1:0',
   'http-listen': '127.0.0.1:0',
@@ -34,11 +35,11 @@ export const TEST_FLAGS: RawValues = {
  * The poll loops' waits never end by themselves: a poll happens only when the
  * test asks (poll(), which wakes the wait), so moving the manual clock past
  * stale-after is never undone by a background poll the test did not ask for.
+ * Everything else of the gate (ticker, drain, reloads) runs on `sched`.
  */
-export const NO_POLL_TIMERS: Timers = {
-  setTimeout: () => undefined,
-  clearTimeout: () => undefined,
-};
+export function neverPolls(sched: ManualScheduler): Scheduler {
+  return { now: () => sched.now(), setTimeout: () => ({}) as TimerHandle, clearTimeout: () => undefined };
+}
 
 export async function startHarness(
   fleetOpts: Omit<SimFleetOptions, 'scheduler'>,
@@ -53,7 +54,7 @@ export async function startHarness(
   try {
     await beforeGate?.(fleet);
     const config = configFor({ ...TEST_FLAGS, targets: fleet.targets, ...flags });
-    gate = await startGate(config, { clock: sched, logger, pollTimers: NO_POLL_TIMERS });
+    gate = await startGate(config, { scheduler: sched, logger, pollScheduler: neverPolls(sched) });
   } catch (err) {
     await fleet.close();
     throw err;

@@ -6,6 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import { formatHostPort, type Config, type HostPort } from '../../config/config.js';
+import { every, systemScheduler, type Scheduler } from '../../core/clock.js';
 import { GateError } from '../../core/errors.js';
 import { silentLogger, type CheckService, type FrontLogger } from '../service.js';
 import { tlsForFace, type TlsConfig, type TlsSource } from '../tls.js';
@@ -49,6 +50,8 @@ export interface GrpcServerOptions {
   readonly logger?: FrontLogger;
   /** TLS material shared with the HTTP face; takes precedence over config's tls-* and stays open on close. */
   readonly tls?: TlsSource;
+  /** Runs the health refresh (and an owned TLS source's reloads); default the system's. */
+  readonly scheduler?: Scheduler;
 }
 
 export interface GrpcServer {
@@ -75,7 +78,8 @@ export interface GrpcServer {
  */
 export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServer> {
   const logger = opts.logger ?? silentLogger;
-  const { tls, owned } = tlsForFace(opts.tls, opts.config, logger);
+  const scheduler = opts.scheduler ?? systemScheduler;
+  const { tls, owned } = tlsForFace(opts.tls, opts.config, logger, scheduler);
   const server = new grpc.Server(SERVER_OPTIONS);
   const render = createResponseRenderer({ routeHeader: opts.config.routeHeader });
 
@@ -118,8 +122,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
     },
   });
   refresh();
-  const timer = setInterval(refresh, HEALTH_REFRESH_MS);
-  timer.unref();
+  const stopRefresh = every(scheduler, HEALTH_REFRESH_MS, refresh);
 
   if (opts.config.grpcReflection) new ReflectionService(loadGatePackage()).addToServer(server);
 
@@ -130,7 +133,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
       server.bindAsync(formatHostPort(opts.listen), credentials, (err, p) => (err ? reject(err) : resolve(p)));
     });
   } catch (err) {
-    clearInterval(timer);
+    stopRefresh();
     if (owned) tls?.close();
     throw err;
   }
@@ -146,7 +149,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
       closing ??= new Promise<void>((resolve) => {
         allowed = false;
         refresh();
-        clearInterval(timer);
+        stopRefresh();
         // Only the reload timer stops; connections still open keep their context.
         if (owned) tls?.close();
         const force = setTimeout(() => server.forceShutdown(), Math.max(0, graceMs));

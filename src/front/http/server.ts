@@ -8,6 +8,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Config, HostPort } from '../../config/config.js';
+import type { Scheduler } from '../../core/clock.js';
 import { GateError } from '../../core/errors.js';
 import { envelope } from '../../decide/envelope.js';
 import { DECISION_ID_HEADER, HTTP_UPSTREAM_HEADER, REASON_HEADER, type Decision } from '../../decide/types.js';
@@ -23,6 +24,8 @@ export interface HttpFaceOptions {
   readonly logger?: FrontLogger;
   /** TLS material shared with the gRPC face; takes precedence over config's tls-* and stays open on close. */
   readonly tls?: TlsSource;
+  /** Runs an owned TLS source's reloads; default the system's. */
+  readonly scheduler?: Scheduler;
 }
 
 export interface HttpFace {
@@ -78,7 +81,7 @@ export async function startHttpFace(opts: HttpFaceOptions): Promise<HttpFace> {
     writeDecision(res, result.decision, result.decisionId, httpDenyStatus);
   };
 
-  const { tls, owned } = tlsForFace(opts.tls, opts.config, logger);
+  const { tls, owned } = tlsForFace(opts.tls, opts.config, logger, opts.scheduler);
   const secure =
     tls === undefined
       ? undefined

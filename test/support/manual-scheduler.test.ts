@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Clock } from '../core/clock.js';
-import { ManualScheduler, realScheduler } from './scheduler.js';
+import type { Clock } from '../../src/core/clock.js';
+import { ManualScheduler } from './manual-scheduler.js';
 
 test('ManualScheduler fires due timers in due order, ties in scheduling order, with now() at the due time', () => {
   const s = new ManualScheduler(1000);
@@ -47,18 +47,16 @@ test('ManualScheduler clearTimeout cancels, advance rejects negative time, and i
   assert.equal(clock.now(), 100);
 });
 
-test('realScheduler timers fire and are unref()d', async () => {
-  const fired = await new Promise<boolean>((resolve) => {
-    const h = realScheduler.setTimeout(() => resolve(true), 1);
-    assert.equal((h as unknown as NodeJS.Timeout).hasRef(), false);
-    // Keep the test process alive until the unref'd timer fires.
-    const keep = setTimeout(() => resolve(false), 2000);
-    realScheduler.setTimeout(() => clearTimeout(keep), 1);
-  });
-  assert.equal(fired, true);
-  let cancelled = true;
-  const h = realScheduler.setTimeout(() => (cancelled = false), 1);
-  realScheduler.clearTimeout(h);
-  await new Promise((r) => setTimeout(r, 10));
-  assert.equal(cancelled, true);
+test('ManualScheduler lists time left per timer, runs every pending one, and set() moves time either way without firing', () => {
+  const s = new ManualScheduler(0);
+  const seen: number[] = [];
+  s.setTimeout(() => seen.push(s.now()), 30);
+  s.setTimeout(() => seen.push(s.now()), 10);
+  assert.deepEqual(s.delays(), [10, 30]);
+  s.runPending();
+  assert.deepEqual(seen, [10, 30]);
+  s.setTimeout(() => seen.push(-1), 5);
+  s.set(-100);
+  assert.equal(s.now(), -100);
+  assert.deepEqual(seen, [10, 30]);
 });
