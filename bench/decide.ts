@@ -8,6 +8,7 @@ import type { GateRequest } from '../src/decide/types.js';
 import type { FleetSnapshot } from '../src/fleet/types.js';
 import { GateService } from '../src/app/service.js';
 import { GateMetrics } from '../src/observe/metrics.js';
+import { systemScheduler } from '../src/core/clock.js';
 import { HeaderCollector, makeGateRequest } from '../src/front/service.js';
 import { checkRequestToGate } from '../src/front/grpc/request.js';
 import { createResponseRenderer } from '../src/front/grpc/response.js';
@@ -146,7 +147,7 @@ export async function benchDecide(ctx: BenchContext): Promise<void> {
         () => fleet.tracker.snapshot(),
         () => 0,
       );
-      const service = new GateService(() => fleet.tracker.snapshot(), { ...cfg, decisionLog: 'none' }, { now: () => now }, metrics, undefined);
+      const service = new GateService(() => fleet.tracker.snapshot(), { ...cfg, decisionLog: 'none' }, { ...systemScheduler, now: () => now }, metrics, undefined);
       const reqs = scenarios[0]!.reqs;
       const r = micro((n) => {
         let acc = 0;

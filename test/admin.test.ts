@@ -34,7 +34,7 @@ describe('admin listener', () => {
       plugins: { plugin_id: string; ready_pods: string[] }[];
     };
     assert.equal(status.ready, true);
-    assert.deepEqual(status.counts, { pods: 2, live: 2, in_startup: 2, plugins: 2 } as typeof status.counts);
+    assert.deepEqual(status.counts, { pods: 2, live: 2, in_startup: 2, plugins: 2, held: 0 } as typeof status.counts);
     assert.deepEqual(status.plugins.find((p) => p.plugin_id === 'a/one')?.ready_pods, h.fleet.pods.map((p) => p.address).sort());
 
     const text = await (await fetch(`${base}/metrics`)).text();

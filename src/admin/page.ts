@@ -5,11 +5,14 @@
  */
 import type { FleetSnapshot, PluginState } from '../fleet/types.js';
 
+const NONE_HELD: ReadonlyMap<string, number> = new Map();
+
 const CELL: Record<PluginState, string> = { ready: 'ready', starting: 'starting', failed: 'failed', absent: '·' };
 
-export function statusPage(snap: FleetSnapshot, now: number, draining: boolean): string {
+/** `held`: requests waiting per plugin (hold-starting); a plugin no pod reports yet still gets its row. */
+export function statusPage(snap: FleetSnapshot, now: number, draining: boolean, held: ReadonlyMap<string, number> = NONE_HELD): string {
   const pods = [...snap.pods.values()];
-  const ids = [...snap.plugins.keys()].sort();
+  const ids = [...new Set([...snap.plugins.keys(), ...held.keys()])].sort();
   const head = pods
     .map((p) => {
       const age = p.lastSuccessAt === undefined ? 'never' : `${Math.max(0, Math.round((now - p.lastSuccessAt) / 1000))}s ago`;
@@ -19,7 +22,7 @@ export function statusPage(snap: FleetSnapshot, now: number, draining: boolean):
     .join('');
   const rows = ids
     .map((id) => {
-      const pv = snap.plugins.get(id)!;
+      const pv = snap.plugins.get(id);
       const cells = pods
         .map((p) => {
           const s = p.plugins.get(id);
@@ -29,9 +32,12 @@ export function statusPage(snap: FleetSnapshot, now: number, draining: boolean):
           return `<td class="${state}" title="${esc(s?.why ?? 'no series')}">${CELL[state]}</td>`;
         })
         .join('');
-      return `<tr><th class="plugin">${esc(id)}</th>${cells}<td class="n">${pv.readyPods.length}</td></tr>`;
+      const waiting = held.get(id) ?? 0;
+      return `<tr><th class="plugin">${esc(id)}</th>${cells}<td class="n">${pv?.readyPods.length ?? 0}</td><td class="${waiting > 0 ? 'starting' : ''}">${waiting}</td></tr>`;
     })
     .join('\n');
+  let totalHeld = 0;
+  for (const n of held.values()) totalHeld += n;
   const state = draining ? 'draining' : snap.complete ? 'ready' : 'waiting for the first complete poll round';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="3">
@@ -46,8 +52,8 @@ th.plugin{text-align:left;font-family:monospace}th.pod{font-family:monospace;fon
 <h1>plugin-gate</h1>
 <p>${esc(state)} · snapshot ${snap.version} · ${snap.livePods.length} of ${snap.pods.size} pods live, ${snap.startupPods.length} starting plugins · ${snap.plugins.size} plugins${
     snap.discoveryError === undefined ? '' : ` · <span class="err">discovery: ${esc(snap.discoveryError.code)}</span>`
-  } · <a href="/status">JSON</a> · <a href="/metrics">metrics</a></p>
-<table><tr><th>plugin</th>${head}<th>ready pods</th></tr>
+  }${totalHeld > 0 ? ` · ${totalHeld} requests held` : ''} · <a href="/status">JSON</a> · <a href="/metrics">metrics</a></p>
+<table><tr><th>plugin</th>${head}<th>ready pods</th><th title="requests waiting for the plugin to start (hold-starting)">held</th></tr>
 ${rows}
 </table></body></html>
 `;

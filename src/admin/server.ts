@@ -19,6 +19,8 @@ export interface AdminDeps {
   readonly draining: () => boolean;
   readonly metrics: GateMetrics;
   readonly clock: Clock;
+  /** Requests held now per plugin (hold-starting). */
+  readonly held?: () => ReadonlyMap<string, number>;
 }
 
 export interface AdminServer {
@@ -63,7 +65,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: AdminDeps
       return;
     }
     case '/status': {
-      const body = JSON.stringify(statusDocument(deps.snapshot(), deps.clock.now(), deps.draining()), null, 2);
+      const body = JSON.stringify(statusDocument(deps.snapshot(), deps.clock.now(), deps.draining(), deps.held?.()), null, 2);
       res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(body + '\n');
       return;
     }
@@ -75,7 +77,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: AdminDeps
     case '/':
       res
         .writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'" })
-        .end(statusPage(deps.snapshot(), deps.clock.now(), deps.draining()));
+        .end(statusPage(deps.snapshot(), deps.clock.now(), deps.draining(), deps.held?.()));
       return;
     default:
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try / /healthz /readyz /status /metrics\n');

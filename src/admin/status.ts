@@ -2,7 +2,8 @@
 import { maybeQueued } from '../decide/decide.js';
 import type { FleetSnapshot, PodView } from '../fleet/types.js';
 
-export function statusDocument(snap: FleetSnapshot, now: number, draining: boolean): unknown {
+/** `held`: requests waiting per plugin (hold-starting). */
+export function statusDocument(snap: FleetSnapshot, now: number, draining: boolean, held: ReadonlyMap<string, number> = new Map()): unknown {
   const pods = [...snap.pods.values()].map((p) => podJson(p, now));
   const plugins = [...snap.plugins.values()]
     .sort((a, b) => (a.id < b.id ? -1 : 1))
@@ -12,7 +13,10 @@ export function statusDocument(snap: FleetSnapshot, now: number, draining: boole
       starting_pods: pv.startingPods,
       failed_pods: pv.failedPods,
       fleet_in_startup: pv.startingPods.length > 0 || maybeQueued(snap, pv.id, now),
+      held: held.get(pv.id) ?? 0,
     }));
+  let heldTotal = 0;
+  for (const n of held.values()) heldTotal += n;
   return {
     ready: snap.complete,
     draining,
@@ -24,7 +28,10 @@ export function statusDocument(snap: FleetSnapshot, now: number, draining: boole
       live: snap.livePods.length,
       in_startup: snap.startupPods.length,
       plugins: snap.plugins.size,
+      held: heldTotal,
     },
+    // Every plugin somebody waits for, including those no pod reports yet (queued on a pod in start-up).
+    held: Object.fromEntries([...held].sort((a, b) => (a[0] < b[0] ? -1 : 1))),
     pods,
     plugins,
   };

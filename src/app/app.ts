@@ -71,8 +71,13 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
   );
   if (sink !== undefined) metrics.logSink(() => sink.stats());
   const service = new GateService(() => tracker.snapshot(), config, scheduler, metrics, config.decisionLog === 'none' ? undefined : logger);
+  metrics.heldRequests(() => service.heldCount());
 
-  tracker.onSnapshot((_snap, changes) => logChanges(logger, changes));
+  tracker.onSnapshot((_snap, changes) => {
+    logChanges(logger, changes);
+    // Held requests (hold-starting) whose plugin is now ready are answered from the new snapshot.
+    service.snapshotChanged();
+  });
 
   const http = new StatusHttp({ timeoutMs: config.pollTimeoutMs });
   const poller = new Poller({
@@ -129,6 +134,7 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
       snapshot: () => tracker.snapshot(),
       serving: () => service.serving(),
       draining: () => service.isDraining(),
+      held: () => service.heldByPlugin(),
       metrics,
       clock: scheduler,
     });

@@ -45,6 +45,9 @@ export interface Config {
   readonly dryRun: boolean;
   readonly grpcReflection: boolean;
   readonly maxPlugins: number;
+  /** 0 = holding off. */
+  readonly holdStartingMs: number;
+  readonly maxHeld: number;
   readonly httpDenyStatus: number;
   readonly httpPathPrefix: string;
   readonly httpRequestFrom: HttpRequestFrom;
@@ -232,6 +235,8 @@ function validate(raw: RawValues, problems: string[]): Config | undefined {
     dryRun: get<boolean>('dry-run'),
     grpcReflection: get<boolean>('grpc-reflection'),
     maxPlugins: get<number>('max-plugins'),
+    holdStartingMs: get<number>('hold-starting'),
+    maxHeld: get<number>('max-held'),
     httpDenyStatus: get<number>('http-deny-status'),
     httpPathPrefix: get<string>('http-path-prefix') ?? '',
     httpRequestFrom: get<HttpRequestFrom>('http-request-from'),

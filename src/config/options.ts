@@ -64,6 +64,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'dry-run', kind: { type: 'bool' }, default: 'false', help: 'never deny: allow with reason dry_run and log what would have been denied' },
   { key: 'grpc-reflection', kind: { type: 'bool' }, default: 'false', help: 'serve gRPC server reflection on the gRPC port' },
   { key: 'max-plugins', kind: { type: 'int', min: 1, max: 100_000 }, default: '2000', help: 'most plugins tracked (and labelled in metrics); more are counted but not labelled' },
+  { key: 'hold-starting', kind: ms(0, 600_000), default: '0s', help: 'hold a plugin request that would be denied plugin_starting or gate_not_ready up to this long, and route it once the plugin is ready (0 = off: deny at once)' },
+  { key: 'max-held', kind: { type: 'int', min: 0, max: 1_000_000 }, default: '10000', help: 'most requests held at once (hold-starting); past it a request is denied at once and counted as shed' },
 
   // HTTP forward-auth
   { key: 'http-deny-status', kind: { type: 'int', min: 400, max: 599 }, default: '503', help: 'HTTP status of a deny on the forward-auth face (nginx needs 401 or 403)' },

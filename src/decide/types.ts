@@ -25,7 +25,15 @@ export type Target =
   | { readonly kind: 'bypass' }
   | { readonly kind: 'invalid'; readonly detail: string };
 
-export const ALLOW_REASONS = ['plugin_ready', 'not_plugin_scoped', 'unknown_plugin_allowed', 'route_bypass', 'dry_run'] as const;
+export const ALLOW_REASONS = [
+  'plugin_ready',
+  'not_plugin_scoped',
+  'unknown_plugin_allowed',
+  'route_bypass',
+  'dry_run',
+  // Set by the service, never by decide: plugin_ready for a request that was held (hold-starting).
+  'plugin_ready_after_hold',
+] as const;
 export const DENY_REASONS = [
   'plugin_starting',
   'plugin_failed',
@@ -48,6 +56,8 @@ export interface Allow {
   readonly tenant: string | undefined;
   /** For dry_run: the deny that enforcement would have returned. */
   readonly wouldDeny: Deny | undefined;
+  /** Milliseconds the request was held before this answer (hold-starting); absent when not held. */
+  readonly heldMs?: number;
 }
 
 export interface Deny {
@@ -63,6 +73,8 @@ export interface Deny {
   readonly message: string;
   /** The response body: exactly one JSON line in the daemon's error envelope, newline-terminated. */
   readonly body: string;
+  /** Milliseconds the request was held before this answer (hold-starting); absent when not held. */
+  readonly heldMs?: number;
 }
 
 export type Decision = Allow | Deny;
@@ -72,5 +84,7 @@ export const METADATA_NAMESPACE = 'envoy.filters.http.ext_authz';
 export const METADATA_UPSTREAM_HOST = 'upstream_host';
 export const REASON_HEADER = 'x-plugin-gate-reason';
 export const DECISION_ID_HEADER = 'x-plugin-gate-decision-id';
+/** Milliseconds a held request waited (hold-starting), on the HTTP face's answers. */
+export const HELD_MS_HEADER = 'x-plugin-gate-held-ms';
 /** Routing header of the HTTP forward-auth face. */
 export const HTTP_UPSTREAM_HEADER = 'x-plugin-gate-upstream';

@@ -7,9 +7,28 @@ import type { Decision, GateRequest } from '../decide/types.js';
 
 export type FaceName = 'grpc' | 'http';
 
+export interface CheckResult {
+  readonly decision: Decision;
+  readonly decisionId: string;
+}
+
+/** A request the service holds (hold-starting): answered later through the callback given. */
+export interface Held {
+  readonly held: true;
+  /** The caller went away: drop the request at once, never answer it. */
+  cancel(): void;
+}
+
 export interface CheckService {
   /** Pure lookup; never awaits I/O. face tells logs/metrics which front asked. */
-  check(req: GateRequest, face: FaceName): { decision: Decision; decisionId: string };
+  check(req: GateRequest, face: FaceName): CheckResult;
+  /**
+   * As check, but a request whose plugin is still starting may be held
+   * (hold-starting) and answered later through `answer`, exactly once, unless
+   * cancelled. `callerWaitMs`: how long the caller waits for this answer in all
+   * (its deadline), undefined when unknown. Fronts use it when present.
+   */
+  checkOrHold?(req: GateRequest, face: FaceName, callerWaitMs: number | undefined, answer: (r: CheckResult) => void): CheckResult | Held;
   /** False until the first complete poll round; false again while draining. */
   serving(): boolean;
 }

@@ -11,6 +11,7 @@ import { ERROR_CODES, type ErrorCode } from '../core/errors.js';
 import { ALLOW_REASONS, REASONS, type Decision, type Reason } from '../decide/types.js';
 import type { FleetSnapshot } from '../fleet/types.js';
 import type { PodReport, SourceName, SourceResult } from '../status/types.js';
+import { HOLD_OUTCOMES, type HoldOutcome } from '../app/hold.js';
 
 export type Face = 'grpc' | 'http';
 
@@ -22,6 +23,9 @@ export class GateMetrics {
   private readonly pollChildren = new Map<string, client.Counter.Internal>();
   private readonly discoveryErrors: client.Counter;
   private readonly logSuppressed: client.Counter;
+  private readonly holdOutcomes = new Map<HoldOutcome, client.Counter.Internal>();
+  private readonly holdWait: client.Histogram;
+  private heldNow: () => number = () => 0;
 
   constructor(snapshot: () => FleetSnapshot, droppedPlugins: () => number, clock: Clock = systemScheduler) {
     const decisions = new client.Counter({
@@ -55,6 +59,29 @@ export class GateMetrics {
       name: 'plugin_gate_decision_log_suppressed_total',
       help: 'Decision log lines dropped by decision-log-rate (the decisions themselves are counted above).',
       registers: [this.registry],
+    });
+    const outcomes = new client.Counter({
+      name: 'plugin_gate_hold_outcomes_total',
+      help: 'Held requests (hold-starting) by how the wait ended: released (allowed), denied (the plugin failed or lost its pods), expired, shed (max-held), cancelled (caller gone), drained.',
+      labelNames: ['outcome'] as const,
+      registers: [this.registry],
+    });
+    for (const o of HOLD_OUTCOMES) this.holdOutcomes.set(o, outcomes.labels(o));
+    this.holdWait = new client.Histogram({
+      name: 'plugin_gate_hold_wait_seconds',
+      help: 'How long held requests waited, by outcome (shed requests never wait).',
+      labelNames: ['outcome'] as const,
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600],
+      registers: [this.registry],
+    });
+    const held = (): number => this.heldNow();
+    new client.Gauge({
+      name: 'plugin_gate_held_requests',
+      help: 'Requests held now, waiting for their plugin to start (hold-starting).',
+      registers: [this.registry],
+      collect() {
+        this.set(held());
+      },
     });
     this.discoveryErrors = new client.Counter({
       name: 'plugin_gate_discovery_errors_total',
@@ -138,6 +165,17 @@ export class GateMetrics {
     this.source('metrics', r.metrics);
     this.source('health-check', r.health);
     this.source('ready-check', r.ready);
+  }
+
+  /** The source of plugin_gate_held_requests (0 until set). */
+  heldRequests(count: () => number): void {
+    this.heldNow = count;
+  }
+
+  /** A held request's wait ended; seconds undefined for a shed request, which never waited. */
+  holdEnded(outcome: HoldOutcome, seconds: number | undefined): void {
+    this.holdOutcomes.get(outcome)?.inc();
+    if (seconds !== undefined) this.holdWait.labels(outcome).observe(seconds);
   }
 
   decisionLogSuppressed(n: number): void {

@@ -6,7 +6,7 @@ import { pluginIdFromUniqueId } from '../core/plugin-id.js';
 import { SimDaemon, type SimDaemonOptions } from './daemon.js';
 import { uniqueIdentifierFor } from './lifecycle.js';
 import { ManualScheduler } from '../../test/support/manual-scheduler.js';
-import { httpCall, parseExposition, sampleValue, type Sample } from './spec-util.js';
+import { httpCall, parseExposition, sampleValue, type Sample } from '../../test/support/sim-http.js';
 
 const START = Date.UTC(2026, 0, 1, 12, 0, 0, 250);
 

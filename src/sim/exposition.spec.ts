@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ExpositionWriter, escapeLabelValue, goFloat } from './exposition.js';
-import { parseExposition } from './spec-util.js';
+import { parseExposition } from '../../test/support/sim-http.js';
 
 test('goFloat prints numbers the way Go client_golang does', () => {
   const cases: Array<[number, string]> = [

@@ -4,7 +4,7 @@ import { SimFleet, type SimFleetOptions } from './fleet.js';
 import { uniqueIdentifierFor } from './lifecycle.js';
 import { demoScenario, DEMO_PLUGINS } from './scenario.js';
 import { ManualScheduler } from '../../test/support/manual-scheduler.js';
-import { httpCall, parseExposition, sampleValue } from './spec-util.js';
+import { httpCall, parseExposition, sampleValue } from '../../test/support/sim-http.js';
 
 async function withFleet(
   opts: Omit<SimFleetOptions, 'scheduler'>,

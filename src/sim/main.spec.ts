@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { httpCall } from './spec-util.js';
+import { httpCall } from '../../test/support/sim-http.js';
 
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 

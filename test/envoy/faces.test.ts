@@ -15,7 +15,7 @@ import { startEnvoy, type RunningEnvoy } from '../support/envoy.js';
 import { TestPki, type CertFiles } from '../support/certs.js';
 import { eventually, type Harness } from '../support/gate.js';
 import { packageRoot } from '../../src/core/package-root.js';
-import { SIM_STREAM_HEADER } from '../../src/sim/daemon.js';
+import { SIM_STREAM_HEADER } from '../../src/sim/routes.js';
 import type { RawValues } from '../../src/config/config.js';
 
 const TARGET = 'e2e/target'; // ready on pod-2 only

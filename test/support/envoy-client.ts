@@ -187,13 +187,25 @@ export class EnvoyAuthClient {
   }
 
   /** One Check. A transport or server error rejects: the gate answers every decision as a successful RPC. */
-  check(req: object): Promise<CheckOutcome> {
-    return new Promise((resolve, reject) => {
-      this.auth.Check(req, new grpc.Metadata(), { deadline: Date.now() + CALL_TIMEOUT_MS }, (err, res) => {
-        if (err !== null) reject(new Error(`Check failed: ${grpc.status[err.code]} ${err.details}`));
-        else resolve(outcomeOf(res));
-      });
+  check(req: object, deadlineMs = CALL_TIMEOUT_MS): Promise<CheckOutcome> {
+    return this.startCheck(req, deadlineMs).outcome;
+  }
+
+  /** One Check the caller can cancel, as Envoy resets the stream of a request whose client went away. */
+  startCheck(req: object, deadlineMs = CALL_TIMEOUT_MS): { outcome: Promise<CheckOutcome>; cancel(): void } {
+    let call: grpc.ClientUnaryCall | undefined;
+    const outcome = new Promise<CheckOutcome>((resolve, reject) => {
+      call = (this.auth.Check as unknown as (...a: unknown[]) => grpc.ClientUnaryCall)(
+        req,
+        new grpc.Metadata(),
+        { deadline: Date.now() + deadlineMs },
+        (err: grpc.ServiceError | null, res?: unknown) => {
+          if (err !== null) reject(new Error(`Check failed: ${grpc.status[err.code]} ${err.details}`));
+          else resolve(outcomeOf(res));
+        },
+      );
     });
+    return { outcome, cancel: () => call?.cancel() };
   }
 
   /** grpc.health.v1.Health/Check, unary, as Envoy's health checker calls it: the status name or `error:<code>`. */

@@ -24,6 +24,8 @@ export const METADATA_REASON = 'reason';
 export const METADATA_DECISION_ID = 'decision_id';
 /** Only with reason dry_run: the deny that enforcement would have returned. */
 export const METADATA_WOULD_DENY = 'would_deny';
+/** Only for a held request (hold-starting): milliseconds it waited, as a decimal string. */
+export const METADATA_HELD_MS = 'held_ms';
 
 /**
  * Headers only the gate writes. A client could send them itself, and whatever
@@ -67,7 +69,7 @@ export function createResponseRenderer(opts: ResponseOptions): CheckResponseRend
         headers: routed ? [overwrite(route, d.upstream!)] : NO_HEADERS,
         headers_to_remove: routed ? removeWhenRouted : removeWhenUnrouted,
       },
-      dynamic_metadata: metadata(d.upstream, d.pluginId, d.reason, decisionId, d.wouldDeny?.reason),
+      dynamic_metadata: metadata(d.upstream, d.pluginId, d.reason, decisionId, d.wouldDeny?.reason, d.heldMs),
     };
   };
 
@@ -80,7 +82,7 @@ export function createResponseRenderer(opts: ResponseOptions): CheckResponseRend
       // reading gRPC stats or logs.
       status: { code: d.httpStatus === 400 ? GRPC_INVALID_ARGUMENT : GRPC_UNAVAILABLE, message: d.reason },
       denied_response: { status: { code: d.httpStatus }, headers, body: d.body },
-      dynamic_metadata: metadata(undefined, d.pluginId, d.reason, decisionId),
+      dynamic_metadata: metadata(undefined, d.pluginId, d.reason, decisionId, undefined, d.heldMs),
     };
   };
 
@@ -88,13 +90,14 @@ export function createResponseRenderer(opts: ResponseOptions): CheckResponseRend
 }
 
 /** Only string values, and absent ones omitted: Envoy's metadata matchers see exactly what is known. */
-function metadata(upstream: string | undefined, pluginId: string | undefined, reason: string, decisionId: string, wouldDeny?: string): StructMsg {
+function metadata(upstream: string | undefined, pluginId: string | undefined, reason: string, decisionId: string, wouldDeny?: string, heldMs?: number): StructMsg {
   const fields: Record<string, { stringValue: string }> = {};
   if (upstream !== undefined) fields[METADATA_UPSTREAM_HOST] = { stringValue: upstream };
   if (pluginId !== undefined) fields[METADATA_PLUGIN_ID] = { stringValue: pluginId };
   fields[METADATA_REASON] = { stringValue: reason };
   fields[METADATA_DECISION_ID] = { stringValue: decisionId };
   if (wouldDeny !== undefined) fields[METADATA_WOULD_DENY] = { stringValue: wouldDeny };
+  if (heldMs !== undefined) fields[METADATA_HELD_MS] = { stringValue: String(heldMs) };
   return { fields };
 }
 

@@ -8,7 +8,7 @@ import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import { formatHostPort, type Config, type HostPort } from '../../config/config.js';
 import { every, systemScheduler, type Scheduler } from '../../core/clock.js';
 import { GateError } from '../../core/errors.js';
-import { silentLogger, type CheckService, type FrontLogger } from '../service.js';
+import { silentLogger, type CheckResult, type CheckService, type FrontLogger } from '../service.js';
 import { tlsForFace, type TlsConfig, type TlsSource } from '../tls.js';
 import type { CheckRequestMsg, CheckResponseMsg } from './messages.js';
 import { AUTHORIZATION_SERVICE, authorizationService, loadGatePackage } from './protos.js';
@@ -195,8 +195,19 @@ export function createCheckHandler(
     }
     let response: CheckResponseMsg;
     try {
-      const { decision, decisionId } = service.check(checkRequestToGate(call.request), 'grpc');
-      response = render(decision, decisionId);
+      const req = checkRequestToGate(call.request);
+      if (service.checkOrHold !== undefined) {
+        const r = service.checkOrHold(req, 'grpc', callerWaitMs(call.getDeadline(), Date.now()), (held) => answerHeld(held, render, callback, logger));
+        if ('held' in r) {
+          // A held Check whose caller gives up (Envoy's timeout, a reset stream) is dropped at once.
+          call.once('cancelled', () => r.cancel());
+          return;
+        }
+        response = render(r.decision, r.decisionId);
+      } else {
+        const { decision, decisionId } = service.check(req, 'grpc');
+        response = render(decision, decisionId);
+      }
     } catch (err) {
       // INTERNAL is an error to Envoy (failure_mode_allow / status_on_error
       // apply), never a denial, which is the honest answer to a bug.
@@ -206,6 +217,30 @@ export function createCheckHandler(
     }
     callback(null, response);
   };
+}
+
+/** A held Check's answer, rendered as any other. */
+function answerHeld(
+  r: CheckResult,
+  render: CheckResponseRenderer,
+  callback: grpc.sendUnaryData<CheckResponseMsg>,
+  logger: FrontLogger,
+): void {
+  let response: CheckResponseMsg;
+  try {
+    response = render(r.decision, r.decisionId);
+  } catch (err) {
+    logger.error({ err: GateError.from(err).toJSON(), face: 'grpc' }, 'check failed');
+    callback({ code: grpc.status.INTERNAL, details: 'internal error' });
+    return;
+  }
+  callback(null, response);
+}
+
+/** Milliseconds until the caller's deadline (Envoy's ext_authz timeout as grpc-timeout); undefined without one. */
+export function callerWaitMs(deadline: grpc.Deadline, nowMs: number): number | undefined {
+  const ms = deadline instanceof Date ? deadline.getTime() : deadline;
+  return Number.isFinite(ms) ? ms - nowMs : undefined;
 }
 
 export function deadlinePassed(deadline: grpc.Deadline, nowMs: number): boolean {

@@ -11,7 +11,7 @@ import type { Config, HostPort } from '../../config/config.js';
 import type { Scheduler } from '../../core/clock.js';
 import { GateError } from '../../core/errors.js';
 import { envelope } from '../../decide/envelope.js';
-import { DECISION_ID_HEADER, HTTP_UPSTREAM_HEADER, REASON_HEADER, type Decision } from '../../decide/types.js';
+import { DECISION_ID_HEADER, HELD_MS_HEADER, HTTP_UPSTREAM_HEADER, REASON_HEADER, type Decision } from '../../decide/types.js';
 import { silentLogger, type CheckService, type FrontLogger } from '../service.js';
 import { httpRequestToGate } from './request.js';
 import { secureContextOptions, tlsForFace, type TlsConfig, type TlsSource } from '../tls.js';
@@ -32,6 +32,19 @@ export interface HttpFace {
   readonly port: number;
   /** Stops accepting, closes idle connections; connections still open after graceMs (default 1 s) are cut. */
   close(graceMs?: number): Promise<void>;
+}
+
+/**
+ * How long the gateway waits for this answer, in milliseconds, when it says so
+ * (nginx: `proxy_set_header X-Plugin-Gate-Timeout-Ms` to its proxy_read_timeout).
+ * A held request is answered before that, less a margin; without the header the
+ * hold-starting budget alone bounds the wait. It can only shorten a wait.
+ */
+export const HOLD_TIMEOUT_HEADER = 'x-plugin-gate-timeout-ms';
+
+function headerWaitMs(v: string | string[] | undefined): number | undefined {
+  const s = Array.isArray(v) ? v[0] : v;
+  return s !== undefined && /^\d{1,9}$/.test(s) ? Number(s) : undefined;
 }
 
 /** Connection timing. A forward-auth request has no body, so these are generous. */
@@ -70,7 +83,20 @@ export async function startHttpFace(opts: HttpFaceOptions): Promise<HttpFace> {
     // (keeping the connection usable), and requestTimeout bounds how long.
     let result: { decision: Decision; decisionId: string };
     try {
-      result = opts.service.check(httpRequestToGate(req, httpPathPrefix, httpRequestFrom), 'http');
+      const gateReq = httpRequestToGate(req, httpPathPrefix, httpRequestFrom);
+      if (opts.service.checkOrHold !== undefined) {
+        const r = opts.service.checkOrHold(gateReq, 'http', headerWaitMs(req.headers[HOLD_TIMEOUT_HEADER]), (held) => {
+          if (!res.destroyed && !res.headersSent) writeDecision(res, held.decision, held.decisionId, httpDenyStatus);
+        });
+        if ('held' in r) {
+          // The gateway closed the connection (its timeout, the client went away): drop the request at once.
+          res.once('close', () => r.cancel());
+          return;
+        }
+        result = r;
+      } else {
+        result = opts.service.check(gateReq, 'http');
+      }
     } catch (err) {
       logger.error({ err: GateError.from(err).toJSON(), face: 'http' }, 'check failed');
       // 5xx: nginx answers 500, Envoy http_service takes its error path.
@@ -161,6 +187,7 @@ export function writeDecision(res: ServerResponse, d: Decision, decisionId: stri
       'content-length': 0,
     };
     if (d.upstream !== undefined) headers[HTTP_UPSTREAM_HEADER] = d.upstream;
+    if (d.heldMs !== undefined) headers[HELD_MS_HEADER] = d.heldMs;
     res.writeHead(200, headers);
     res.end();
     return;
@@ -173,6 +200,7 @@ export function writeDecision(res: ServerResponse, d: Decision, decisionId: stri
     [DECISION_ID_HEADER]: decisionId,
   };
   if (d.retryAfterS !== undefined) headers['retry-after'] = d.retryAfterS;
+  if (d.heldMs !== undefined) headers[HELD_MS_HEADER] = d.heldMs;
   res.writeHead(status, headers);
   res.end(d.body);
 }

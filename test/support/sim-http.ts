@@ -1,5 +1,5 @@
 /**
- * Helpers for the sim's own tests: a deliberately small exposition reader (the
+ * For the simulated daemon's tests: a deliberately small exposition reader (the
  * gate's real parser lives in the status readers) and bounded HTTP calls.
  */
 import http from 'node:http';
