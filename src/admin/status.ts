@@ -37,7 +37,8 @@ export function statusDocument(snap: FleetSnapshot, now: number, draining: boole
   };
 }
 
-function podJson(p: PodView, now: number): unknown {
+/** One pod as JSON: shared by the gate's /status and the probe's. */
+export function podJson(p: PodView, now: number): unknown {
   const plugins: Record<string, unknown> = {};
   for (const [id, s] of [...p.plugins].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
     plugins[id] = { state: s.state, why: s.why, gauge: s.gauge ?? null, failed_launches: s.failedLaunches, restarts: s.restarts };

@@ -3,7 +3,7 @@
  * boolean options. Unknown options are reported by the config loader, with the
  * same one-line-per-problem rule as every other layer.
  */
-import { OPTIONS } from '../config/options.js';
+import { OPTIONS, type OptionSpec } from '../config/options.js';
 
 export interface ParsedArgs {
   readonly flags: Record<string, string>;
@@ -14,9 +14,14 @@ export interface ParsedArgs {
   readonly problems: readonly string[];
 }
 
-const BOOL_KEYS: ReadonlySet<string> = new Set(OPTIONS.filter((o) => o.kind.type === 'bool').map((o) => o.key));
+/** Keys of a table's boolean options: those may be given as a bare `--flag`. */
+export function boolKeys(table: readonly OptionSpec[]): ReadonlySet<string> {
+  return new Set(table.filter((o) => o.kind.type === 'bool').map((o) => o.key));
+}
 
-export function parseArgs(argv: readonly string[]): ParsedArgs {
+const BOOL_KEYS = boolKeys(OPTIONS);
+
+export function parseArgs(argv: readonly string[], bools: ReadonlySet<string> = BOOL_KEYS): ParsedArgs {
   const flags: Record<string, string> = {};
   const problems: string[] = [];
   let configFile: string | undefined;
@@ -46,7 +51,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     let value: string | undefined = eq < 0 ? undefined : arg.slice(eq + 1);
     if (value === undefined) {
       const next = argv[i + 1];
-      if (BOOL_KEYS.has(key) && (next === undefined || next.startsWith('--'))) value = 'true';
+      if (bools.has(key) && (next === undefined || next.startsWith('--'))) value = 'true';
       else if (next === undefined) {
         problems.push(`--${key}: needs a value`);
         continue;

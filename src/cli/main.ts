@@ -78,7 +78,10 @@ async function main(argv: readonly string[]): Promise<number> {
   process.exit(0);
 }
 
-main(process.argv.slice(2)).then(
+// `plugin-gate probe …` is the readiness sidecar: the same binary and image, its own command.
+const argv = process.argv.slice(2);
+const command = argv[0] === 'probe' ? import('../probe/cli.js').then((m) => m.probeMain(argv.slice(1))) : main(argv);
+command.then(
   (code) => {
     process.exitCode = code;
   },

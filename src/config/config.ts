@@ -6,9 +6,10 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
-import { OPTIONS, OPTION_KEYS, type OptionKind, type OptionSpec } from './options.js';
+import { OPTIONS, type OptionKind, type OptionSpec } from './options.js';
 import type { SourceName } from '../status/types.js';
 import { tlsFileProblems } from './tls-files.js';
+import { isPluginId } from '../core/plugin-id.js';
 import { relationProblems } from './relations.js';
 
 export interface HostPort {
@@ -44,6 +45,10 @@ export interface Config {
   readonly routeHeader: string | undefined;
   readonly dryRun: boolean;
   readonly grpcReflection: boolean;
+  readonly grpcReceiveTimeoutMs: number;
+  readonly grpcMaxConcurrentStreams: number;
+  readonly grpcMaxConnections: number;
+  readonly grpcMaxConnectionIdleMs: number;
   readonly maxPlugins: number;
   /** 0 = holding off. */
   readonly holdStartingMs: number;
@@ -96,18 +101,7 @@ export interface Sources {
 /** Merge the layers and validate; throws ConfigError listing every problem. */
 export function loadConfig(sources: Sources): Config {
   const problems: string[] = [];
-  const merged: RawValues = {};
-  for (const o of OPTIONS) if (o.default !== undefined) merged[o.key] = o.default;
-
-  if (sources.file !== undefined) Object.assign(merged, readFileLayer(sources.file, problems));
-  for (const o of OPTIONS) {
-    const v = sources.env[envName(o.key)];
-    if (v !== undefined) merged[o.key] = v;
-  }
-  for (const [k, v] of Object.entries(sources.flags)) {
-    if (!OPTION_KEYS.has(k)) problems.push(`--${k}: unknown option (see --help)`);
-    else merged[k] = v;
-  }
+  const merged = mergeLayers(OPTIONS, sources, problems);
   const config = validate(merged, problems);
   if (config !== undefined) problems.push(...relationProblems(config));
   // The TLS files are read and checked here (not in validate, which stays pure)
@@ -119,7 +113,40 @@ export function loadConfig(sources: Sources): Config {
   return config;
 }
 
-function readFileLayer(path: string, problems: string[]): RawValues {
+/**
+ * Why a key outside `table` was given, when the command knows it (a gate
+ * option given to `plugin-gate probe`); undefined means simply unknown.
+ */
+export type ForeignKey = (key: string) => string | undefined;
+
+/**
+ * Defaults, then file, then environment, then flags, for the options of one
+ * command's table. Keys outside the table are problems; `foreign` may say why.
+ */
+export function mergeLayers(table: readonly OptionSpec[], sources: Sources, problems: string[], foreign: ForeignKey = () => undefined): RawValues {
+  const keys: ReadonlySet<string> = new Set(table.map((o) => o.key));
+  const merged: RawValues = {};
+  for (const o of table) if (o.default !== undefined) merged[o.key] = o.default;
+
+  if (sources.file !== undefined) Object.assign(merged, readFileLayer(sources.file, problems, keys, foreign));
+  for (const o of table) {
+    const v = sources.env[envName(o.key)];
+    if (v !== undefined) merged[o.key] = v;
+  }
+  for (const [k, v] of Object.entries(sources.env)) {
+    if (v === undefined || !k.startsWith('PLUGIN_GATE_') || k === 'PLUGIN_GATE_CONFIG') continue;
+    const key = k.slice('PLUGIN_GATE_'.length).toLowerCase().replace(/_/g, '-');
+    const why = keys.has(key) ? undefined : foreign(key);
+    if (why !== undefined) problems.push(`${k}: ${why}`);
+  }
+  for (const [k, v] of Object.entries(sources.flags)) {
+    if (keys.has(k)) merged[k] = v;
+    else problems.push(`--${k}: ${foreign(k) ?? 'unknown option (see --help)'}`);
+  }
+  return merged;
+}
+
+function readFileLayer(path: string, problems: string[], keys: ReadonlySet<string>, foreign: ForeignKey): RawValues {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -141,8 +168,8 @@ function readFileLayer(path: string, problems: string[]): RawValues {
   }
   const out: RawValues = {};
   for (const [k, v] of Object.entries(doc as Record<string, unknown>)) {
-    if (!OPTION_KEYS.has(k)) {
-      problems.push(`${k}: unknown key in ${path} (see --help)`);
+    if (!keys.has(k)) {
+      problems.push(`${k}: ${foreign(k) ?? `unknown key in ${path} (see --help)`}`);
       continue;
     }
     if (Array.isArray(v)) out[k] = v.map(String).join(',');
@@ -152,21 +179,10 @@ function readFileLayer(path: string, problems: string[]): RawValues {
   return out;
 }
 
-type Parsed = string | number | boolean | HostPort | readonly string[] | undefined;
+export type Parsed = string | number | boolean | HostPort | readonly string[] | undefined;
 
 function validate(raw: RawValues, problems: string[]): Config | undefined {
-  const v = new Map<string, Parsed>();
-  for (const o of OPTIONS) {
-    const value = raw[o.key];
-    if (value === undefined) {
-      v.set(o.key, undefined);
-      continue;
-    }
-    const r = parseValue(o, value);
-    if (typeof r === 'object' && r !== null && 'problem' in r) problems.push(`${o.key}: ${JSON.stringify(value)} ${r.problem}`);
-    else v.set(o.key, r);
-  }
-  const get = <T extends Parsed>(k: string): T => v.get(k) as T;
+  const get = parseAll(OPTIONS, raw, problems);
 
   const discovery = get<'static' | 'dns'>('discovery');
   const targets = get<readonly string[] | undefined>('targets') ?? [];
@@ -183,20 +199,12 @@ function validate(raw: RawValues, problems: string[]): Config | undefined {
       else dnsName = hp;
     }
   }
+  problems.push(...pollingProblems(raw, get));
   const startupGrace = get<number>('startup-grace');
   const startupMax = get<number>('startup-max');
-  if (startupGrace !== undefined && startupMax !== undefined && startupGrace > startupMax) {
-    problems.push(`startup-grace: ${raw['startup-grace']} must not exceed startup-max (${raw['startup-max']})`);
-  }
   const pollTimeout = get<number>('poll-timeout');
   const pollInterval = get<number>('poll-interval');
-  if (pollTimeout !== undefined && pollInterval !== undefined && pollTimeout > pollInterval * 5) {
-    problems.push(`poll-timeout: ${raw['poll-timeout']} must be at most five poll intervals (${raw['poll-interval']})`);
-  }
   const sources = get<readonly string[]>('sources');
-  if (sources !== undefined && !sources.includes('metrics')) {
-    problems.push(`sources: ${JSON.stringify(raw['sources'])} must include metrics: it is the only per-plugin source (health-check and ready-check add to it)`);
-  }
   const tlsSet = (k: string): boolean => raw[k] !== undefined;
   if (tlsSet('tls-cert') && !tlsSet('tls-key')) problems.push(`tls-key: (unset) is required with tls-cert: the certificate's PEM private key`);
   if (tlsSet('tls-key') && !tlsSet('tls-cert')) problems.push(`tls-key: ${JSON.stringify(raw['tls-key'])} needs tls-cert, the certificate it belongs to`);
@@ -234,6 +242,10 @@ function validate(raw: RawValues, problems: string[]): Config | undefined {
     routeHeader: get<string | undefined>('route-header'),
     dryRun: get<boolean>('dry-run'),
     grpcReflection: get<boolean>('grpc-reflection'),
+    grpcReceiveTimeoutMs: get<number>('grpc-receive-timeout'),
+    grpcMaxConcurrentStreams: get<number>('grpc-max-concurrent-streams'),
+    grpcMaxConnections: get<number>('grpc-max-connections'),
+    grpcMaxConnectionIdleMs: get<number>('grpc-max-connection-idle'),
     maxPlugins: get<number>('max-plugins'),
     holdStartingMs: get<number>('hold-starting'),
     maxHeld: get<number>('max-held'),
@@ -254,7 +266,46 @@ function validate(raw: RawValues, problems: string[]): Config | undefined {
   };
 }
 
-function parseValue(o: OptionSpec, value: string): Parsed | { problem: string } {
+/**
+ * The rules between the polling and state-rule options, shared by every command
+ * that polls a daemon (the gate and `plugin-gate probe`).
+ */
+export function pollingProblems(raw: RawValues, get: <T extends Parsed>(k: string) => T): string[] {
+  const problems: string[] = [];
+  const startupGrace = get<number | undefined>('startup-grace');
+  const startupMax = get<number | undefined>('startup-max');
+  if (startupGrace !== undefined && startupMax !== undefined && startupGrace > startupMax) {
+    problems.push(`startup-grace: ${raw['startup-grace']} must not exceed startup-max (${raw['startup-max']})`);
+  }
+  const pollTimeout = get<number | undefined>('poll-timeout');
+  const pollInterval = get<number | undefined>('poll-interval');
+  if (pollTimeout !== undefined && pollInterval !== undefined && pollTimeout > pollInterval * 5) {
+    problems.push(`poll-timeout: ${raw['poll-timeout']} must be at most five poll intervals (${raw['poll-interval']})`);
+  }
+  const sources = get<readonly string[] | undefined>('sources');
+  if (sources !== undefined && !sources.includes('metrics')) {
+    problems.push(`sources: ${JSON.stringify(raw['sources'])} must include metrics: it is the only per-plugin source (health-check and ready-check add to it)`);
+  }
+  return problems;
+}
+
+/**
+ * Parses every option of `table` present in `raw` by its kind; a bad value is
+ * one problem naming the key, the value and what is allowed.
+ */
+export function parseAll(table: readonly OptionSpec[], raw: RawValues, problems: string[]): <T extends Parsed>(k: string) => T {
+  const v = new Map<string, Parsed>();
+  for (const o of table) {
+    const value = raw[o.key];
+    if (value === undefined) continue;
+    const r = parseValue(o, value);
+    if (typeof r === 'object' && r !== null && 'problem' in r) problems.push(`${o.key}: ${JSON.stringify(value)} ${r.problem}`);
+    else v.set(o.key, r);
+  }
+  return <T extends Parsed>(k: string): T => v.get(k) as T;
+}
+
+export function parseValue(o: OptionSpec, value: string): Parsed | { problem: string } {
   const kind: OptionKind = o.kind;
   const s = value.trim();
   switch (kind.type) {
@@ -299,6 +350,15 @@ function parseValue(o: OptionSpec, value: string): Parsed | { problem: string } 
     }
     case 'header-name':
       return /^[a-z0-9!#$%&'*+.^_`|~-]{1,128}$/i.test(s) && !s.startsWith(':') ? s.toLowerCase() : { problem: 'must be an HTTP header name' };
+    case 'plugin-list': {
+      const parts = s.split(',').map((p) => p.trim()).filter((p) => p !== '');
+      const bad = parts.filter((p) => !isPluginId(p));
+      return bad.length > 0 ? { problem: `has entries that are not plugin ids (author/name): ${bad.join(', ')}` } : [...new Set(parts)];
+    }
+    case 'fraction': {
+      const n = /^(0(\.\d+)?|1(\.0+)?|\.\d+)$/.test(s) ? Number(s) : NaN;
+      return Number.isFinite(n) && n >= 0 && n <= 1 ? n : { problem: 'must be a number from 0 to 1, e.g. 0.9' };
+    }
     case 'header-list': {
       const parts = s.split(',').map((p) => p.trim().toLowerCase()).filter((p) => p !== '');
       const bad = parts.filter((p) => !/^[a-z0-9!#$%&'*+.^_`|~-]{1,128}$/.test(p));
@@ -356,16 +416,24 @@ export function formatHostPort(hp: HostPort): string {
 
 /** `--help` text, generated from the option table. */
 export function helpText(): string {
-  const lines = [
+  return helpFor(OPTIONS, [
     'plugin-gate: traffic gate for Dify plugin-daemon fleets (Envoy ext_authz + HTTP forward-auth)',
     '',
     'usage: plugin-gate [--config FILE] [--OPTION VALUE ...] [--check-config] [--help] [--version]',
+    '       plugin-gate probe --target IP:port [...]   (pod readiness sidecar: plugin-gate probe --help)',
+  ]);
+}
+
+/** Help for one command: its intro lines, the layering rule, then every option of its table. */
+export function helpFor(table: readonly OptionSpec[], intro: readonly string[]): string {
+  const lines = [
+    ...intro,
     '',
     'Every option is also PLUGIN_GATE_<OPTION> in the environment and <option>: in the YAML file.',
     'Flags beat environment beat file beat defaults. Durations: 250ms, 2s, 5m, 1h.',
     '',
   ];
-  for (const o of OPTIONS) {
+  for (const o of table) {
     const def = o.default === undefined ? '(unset)' : o.default === '' ? '""' : o.default;
     lines.push(`  --${o.key.padEnd(22)} ${o.help}`);
     lines.push(`  ${''.padEnd(24)} default: ${def}   env: ${envName(o.key)}`);

@@ -16,7 +16,9 @@ export type OptionKind =
   | { readonly type: 'enum-list'; readonly values: readonly string[] }
   | { readonly type: 'header-name' }
   | { readonly type: 'header-list' }
-  | { readonly type: 'path' };
+  | { readonly type: 'path' }
+  | { readonly type: 'plugin-list' }
+  | { readonly type: 'fraction' };
 
 export interface OptionSpec {
   readonly key: string;
@@ -63,6 +65,10 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'route-header', kind: { type: 'header-name' }, default: undefined, help: 'also route by this request header (e.g. x-envoy-original-dst-host); always overwritten or removed by the gate' },
   { key: 'dry-run', kind: { type: 'bool' }, default: 'false', help: 'never deny: allow with reason dry_run and log what would have been denied' },
   { key: 'grpc-reflection', kind: { type: 'bool' }, default: 'false', help: 'serve gRPC server reflection on the gRPC port' },
+  { key: 'grpc-receive-timeout', kind: ms(100, 300_000), default: '5s', help: 'a gRPC call whose request has not fully arrived within this is answered DEADLINE_EXCEEDED and closed' },
+  { key: 'grpc-max-concurrent-streams', kind: { type: 'int', min: 1, max: 100_000 }, default: '1000', help: 'HTTP/2 streams (calls) open at once on one gRPC connection' },
+  { key: 'grpc-max-connections', kind: { type: 'int', min: 1, max: 1_000_000 }, default: '1000', help: 'gRPC connections open at once; the listener refuses more' },
+  { key: 'grpc-max-connection-idle', kind: ms(1000, 86_400_000), default: '65m', help: "a gRPC connection with no call for this long is closed with a GOAWAY (longer than Envoy's 1 h upstream idle timeout, so Envoy closes first)" },
   { key: 'max-plugins', kind: { type: 'int', min: 1, max: 100_000 }, default: '2000', help: 'most plugins tracked (and labelled in metrics); more are counted but not labelled' },
   { key: 'hold-starting', kind: ms(0, 600_000), default: '0s', help: 'hold a plugin request that would be denied plugin_starting or gate_not_ready up to this long, and route it once the plugin is ready (0 = off: deny at once)' },
   { key: 'max-held', kind: { type: 'int', min: 0, max: 1_000_000 }, default: '10000', help: 'most requests held at once (hold-starting); past it a request is denied at once and counted as shed' },

@@ -49,31 +49,7 @@ export type RelationConfig = Pick<
 
 /** One line per broken relation; empty when the options agree. */
 export function relationProblems(c: RelationConfig): string[] {
-  const problems: string[] = [];
-
-  // A pod is polled at most poll-interval × (1 + jitter) after the last read
-  // finished, and that read may take poll-timeout: only a stale-after longer
-  // than both keeps a healthy pod live between two polls.
-  const jitter = c.pollJitterPercent / 100;
-  const longestGap = c.pollIntervalMs * (1 + jitter) + c.pollTimeoutMs;
-  if (c.staleAfterMs <= longestGap) {
-    problems.push(
-      `stale-after: ${fmt(c.staleAfterMs)} must be longer than poll-interval × (1 + poll-jitter) + poll-timeout ` +
-        `(${fmt(c.pollIntervalMs)} × ${1 + jitter} + ${fmt(c.pollTimeoutMs)} = ${fmt(longestGap)}): ` +
-        `otherwise a healthy pod goes stale between two polls (raise stale-after or lower poll-interval)`,
-    );
-  }
-
-  // retry-stall judges "has not moved": it needs at least two reads spanning the
-  // daemon's longest wait between launch attempts, or a plugin between two
-  // retries is declared failed.
-  const stallFloor = DAEMON_LONGEST_RETRY_GAP_MS + c.pollIntervalMs * (1 + jitter) + c.pollTimeoutMs;
-  if (c.retryStallMs > 0 && c.retryStallMs <= stallFloor) {
-    problems.push(
-      `retry-stall: ${fmt(c.retryStallMs)} must be 0 (off) or longer than the daemon's longest gap between launch attempts ` +
-        `(${fmt(DAEMON_LONGEST_RETRY_GAP_MS)}) plus one poll (${fmt(stallFloor)} in all): otherwise a plugin between two retries counts as failed`,
-    );
-  }
+  const problems: string[] = pollingRelationProblems(c);
 
   // Two listeners on one port: the second bind fails at start-up, or (a
   // wildcard beside a specific address) one face silently answers for another.
@@ -95,6 +71,38 @@ export function relationProblems(c: RelationConfig): string[] {
     problems.push(
       `route-header: "${c.routeHeader}" is a header the daemon or the gate reads, and the gate overwrites the routing header: ` +
         `use a header of its own, e.g. x-envoy-original-dst-host`,
+    );
+  }
+  return problems;
+}
+
+/**
+ * The relations between the polling options alone: they hold for every command
+ * that polls a daemon (the gate and `plugin-gate probe`).
+ */
+export function pollingRelationProblems(c: Pick<RelationConfig, 'pollIntervalMs' | 'pollJitterPercent' | 'pollTimeoutMs' | 'staleAfterMs' | 'retryStallMs'>): string[] {
+  const problems: string[] = [];
+  // A pod is polled at most poll-interval × (1 + jitter) after the last read
+  // finished, and that read may take poll-timeout: only a stale-after longer
+  // than both keeps a healthy pod live between two polls.
+  const jitter = c.pollJitterPercent / 100;
+  const longestGap = c.pollIntervalMs * (1 + jitter) + c.pollTimeoutMs;
+  if (c.staleAfterMs <= longestGap) {
+    problems.push(
+      `stale-after: ${fmt(c.staleAfterMs)} must be longer than poll-interval × (1 + poll-jitter) + poll-timeout ` +
+        `(${fmt(c.pollIntervalMs)} × ${1 + jitter} + ${fmt(c.pollTimeoutMs)} = ${fmt(longestGap)}): ` +
+        `otherwise a healthy pod goes stale between two polls (raise stale-after or lower poll-interval)`,
+    );
+  }
+
+  // retry-stall judges "has not moved": it needs at least two reads spanning the
+  // daemon's longest wait between launch attempts, or a plugin between two
+  // retries is declared failed.
+  const stallFloor = DAEMON_LONGEST_RETRY_GAP_MS + c.pollIntervalMs * (1 + jitter) + c.pollTimeoutMs;
+  if (c.retryStallMs > 0 && c.retryStallMs <= stallFloor) {
+    problems.push(
+      `retry-stall: ${fmt(c.retryStallMs)} must be 0 (off) or longer than the daemon's longest gap between launch attempts ` +
+        `(${fmt(DAEMON_LONGEST_RETRY_GAP_MS)}) plus one poll (${fmt(stallFloor)} in all): otherwise a plugin between two retries counts as failed`,
     );
   }
   return problems;

@@ -1,10 +1,12 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { failReport, metrics, newTracker, okReport, OLD, T0, trackerDefaults } from '../../test/support/fleet.js';
 import { ManualScheduler } from '../../test/support/manual-scheduler.js';
 import { GateError } from '../core/errors.js';
 import { FleetTracker } from './tracker.js';
 import type { FleetChange } from './tracker.js';
+import type { FleetSnapshot } from './types.js';
 
 const A = '10.0.0.1:5002';
 const B = '10.0.0.2:5002';
@@ -213,5 +215,60 @@ describe('FleetTracker', () => {
     assert.deepEqual(third.plugins.get('a/x')?.failedPods, [A]);
     for (let i = 0; i < 3; i++) tracker.ingest(failReport(B, clock.now()));
     assert.deepEqual(tracker.snapshot().plugins.get('a/x')?.readyPods, [], 'a pod leaving the live set rebuilds the index');
+  });
+});
+
+describe('FleetTracker: the plugin index kept up to date report by report', () => {
+  /** The index by its definition: every plugin any pod reports; the live pods where it is ready, starting or failed, in address order. */
+  function expected(snap: FleetSnapshot): unknown {
+    const out = new Map<string, { ready: string[]; starting: string[]; failed: string[] }>();
+    for (const address of [...snap.pods.keys()].sort()) {
+      const pod = snap.pods.get(address)!;
+      for (const [id, p] of pod.plugins) {
+        let e = out.get(id);
+        if (e === undefined) out.set(id, (e = { ready: [], starting: [], failed: [] }));
+        if (pod.state === 'live' && p.state !== 'absent') e[p.state].push(address);
+      }
+    }
+    return [...out].sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  }
+  function actual(snap: FleetSnapshot): unknown {
+    return [...snap.plugins.values()]
+      .map((pv) => [pv.id, { ready: [...pv.readyPods], starting: [...pv.startingPods], failed: [...pv.failedPods] }] as const)
+      .sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  }
+
+  it('equals an index built from scratch after any sequence of reports, failures, removals and returns', () => {
+    const pods = ['10.0.0.1:5002', '10.0.0.2:5002', '10.0.0.3:5002', '10.0.0.4:5002', '10.0.0.5:5002'];
+    const ids = ['a/p1', 'a/p2', 'b/p3', 'b/p4', 'c/p5', 'c/p6'];
+    const series = fc.oneof(fc.constant(undefined), fc.record({ g: fc.constantFrom(0, 0.5, 1), f: fc.constantFrom(0, 2, 20) }));
+    const step = fc.oneof(
+      fc.record({ kind: fc.constant('ok' as const), pod: fc.nat(pods.length - 1), young: fc.boolean(), plugins: fc.array(series, { minLength: ids.length, maxLength: ids.length }) }),
+      fc.record({ kind: fc.constant('fail' as const), pod: fc.nat(pods.length - 1) }),
+      fc.record({ kind: fc.constant('discover' as const), keep: fc.subarray(pods) }),
+      fc.record({ kind: fc.constant('time' as const), ms: fc.constantFrom(1_000, 11_000, 400_000) }),
+    );
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 40 }), (steps) => {
+        const { tracker, clock } = newTracker(pods);
+        for (const s of steps) {
+          const now = clock.now();
+          if (s.kind === 'ok') {
+            const ps: Record<string, { g?: number; f?: number }> = {};
+            s.plugins.forEach((p, j) => {
+              if (p !== undefined) ps[ids[j]!] = p.f === 0 ? { g: p.g } : p;
+            });
+            tracker.ingest(okReport(pods[s.pod]!, now, metrics(ps, s.young ? now - 1_000 : OLD)));
+          } else if (s.kind === 'fail') tracker.ingest(failReport(pods[s.pod]!, now));
+          else if (s.kind === 'discover') tracker.setPods(s.keep);
+          else {
+            clock.advance(s.ms);
+            tracker.tick();
+          }
+          assert.deepEqual(actual(tracker.snapshot()), expected(tracker.snapshot()));
+        }
+      }),
+      { numRuns: 400 },
+    );
   });
 });

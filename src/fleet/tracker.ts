@@ -43,6 +43,14 @@ interface PodRecord {
   /** Per plugin with a series: its last (gauge, failures) and when they last changed. */
   series: Map<PluginId, { gauge: number | undefined; failed: number; since: number }>;
   signal: { polls: number; readyFresh: boolean; value: boolean } | undefined;
+  /**
+   * The plugin map last computed, and the data it came from. A settled pod's
+   * report usually carries the very same data (the metrics reader hands back
+   * the same object when the plugin families are byte-identical): the map is
+   * then kept without evaluating a rule, unless some plugin's state can change
+   * with time alone (a retry that may stall).
+   */
+  derived: { readonly from: DerivedFrom; readonly plugins: ReadonlyMap<PluginId, PluginOnPod>; readonly timeSensitive: boolean } | undefined;
   cached: { polls: number; readyFresh: boolean; view: PodView } | undefined;
 }
 
@@ -63,7 +71,9 @@ export class FleetTracker {
   private version = 0;
   private readonly listeners: SnapshotListener[] = [];
   /** The last plugin index and what it was built from. */
-  private index: { key: readonly unknown[]; plugins: ReadonlyMap<PluginId, PluginView> } | undefined;
+  private index: PluginIndex | undefined;
+  /** Pod addresses in order; recomputed only when the set of records changes. */
+  private order: string[] | undefined;
   /** Plugin sightings past max-plugins in the latest snapshot: counted, never indexed or labelled. */
   droppedPlugins = 0;
 
@@ -97,6 +107,7 @@ export class FleetTracker {
     for (const rec of this.pods.values()) {
       if (!keep.has(rec.address) && rec.removedAt === undefined) rec.removedAt = now;
     }
+    this.order = undefined;
     // A lookup that failed outright has not discovered the fleet: the gate stays
     // not-ready until discovery has answered once (an empty answer counts).
     if (error === undefined || error.code === 'discovery_empty') this.discovered = true;
@@ -126,7 +137,8 @@ export class FleetTracker {
         if (rec.metrics === undefined || m.processStartMs !== rec.metrics.processStartMs) {
           rec.startAheadSeenAt = m.processStartMs !== undefined && m.processStartMs > report.at ? report.at : undefined;
         }
-        trackSeries(rec.series, m, report.at);
+        // The same object again: the reader found the plugin families unchanged, so is every series.
+        if (m !== rec.metrics) trackSeries(rec.series, m, report.at);
         rec.metrics = m;
         rec.metricsAt = report.at;
       } else note(report.metrics.error);
@@ -161,7 +173,10 @@ export class FleetTracker {
   tick(): void {
     const now = this.clock.now();
     for (const [a, rec] of this.pods) {
-      if (rec.removedAt !== undefined && now - rec.removedAt > this.cfg.removedRetentionMs) this.pods.delete(a);
+      if (rec.removedAt !== undefined && now - rec.removedAt > this.cfg.removedRetentionMs) {
+        this.pods.delete(a);
+        this.order = undefined;
+      }
     }
     this.swap();
   }
@@ -197,6 +212,36 @@ export class FleetTracker {
     return out;
   }
 
+  /**
+   * The per-plugin index. It depends only on which pods are live and on their
+   * plugin maps: kept whole when none of those changed since the last build,
+   * patched for the few pods that did (a report changes one pod), and built
+   * from scratch otherwise. Patching costs the changed pods' plugins, not the
+   * fleet's: during a whole-fleet cold start every report changes its pod.
+   */
+  private indexFor(pods: ReadonlyMap<string, PodView>): ReadonlyMap<PluginId, PluginView> {
+    const prev = this.index;
+    if (prev !== undefined) {
+      const changed: string[] = [];
+      for (const pod of pods.values()) {
+        const b = prev.basis.get(pod.address);
+        if (b === undefined ? pod.plugins.size > 0 : b.plugins !== pod.plugins || b.live !== (pod.state === 'live')) changed.push(pod.address);
+      }
+      if (prev.basis.size > 0) for (const address of prev.basis.keys()) if (!pods.has(address)) changed.push(address);
+      if (changed.length === 0) return prev.plugins;
+      if (this.droppedPlugins === 0 && changed.length <= PATCH_MAX_PODS) {
+        const patched = patchIndex(prev, changed, pods, this.cfg.maxPlugins);
+        if (patched !== undefined) {
+          this.index = patched;
+          return patched.plugins;
+        }
+      }
+    }
+    const plugins = this.buildIndex(pods);
+    this.index = indexOf(plugins, pods);
+    return plugins;
+  }
+
   private swap(): void {
     const prev = this.current;
     const changes: FleetChange[] = [];
@@ -218,7 +263,7 @@ export class FleetTracker {
     const startup: PodView[] = [];
     let complete = this.discovered;
 
-    const addresses = [...this.pods.keys()].sort();
+    const addresses = (this.order ??= [...this.pods.keys()].sort());
     for (const address of addresses) {
       const rec = this.pods.get(address)!;
       if (rec.removedAt === undefined && rec.polls === 0) complete = false;
@@ -246,11 +291,27 @@ export class FleetTracker {
       if (c !== undefined && c.polls === rec.polls && c.readyFresh === readyFresh && c.view.state === state && c.view.inStartup === inStartup) {
         view = c.view;
       } else {
-        let plugins = new Map<PluginId, PluginOnPod>();
-        if (state !== 'removed') for (const id of pluginsOf(dataOf())) plugins.set(id, pluginOnPod(id, dataOf(), inStartup, cfg, now));
-        // Same plugin states as before (the usual report of a settled pod): keep the old map,
-        // so the plugin index below can be kept too.
-        if (c !== undefined && samePlugins(c.view.plugins, plugins)) plugins = c.view.plugins as Map<PluginId, PluginOnPod>;
+        const from: DerivedFrom = { metrics: rec.metrics, ready: readyFresh ? rec.ready : undefined, learned: rec.learnedMaxRetries, inStartup, removed: state === 'removed' };
+        const d = rec.derived;
+        let plugins: ReadonlyMap<PluginId, PluginOnPod>;
+        if (d !== undefined && !d.timeSensitive && sameFrom(d.from, from)) {
+          plugins = d.plugins;
+        } else {
+          const fresh = new Map<PluginId, PluginOnPod>();
+          let timeSensitive = false;
+          if (state !== 'removed') {
+            for (const id of pluginsOf(dataOf())) {
+              const p = pluginOnPod(id, dataOf(), inStartup, cfg, now);
+              // Between retries (gauge 0, some failures) the state turns to failed once the retry stalls.
+              if (p.gauge === 0 && p.failedLaunches > 0) timeSensitive = true;
+              fresh.set(id, p);
+            }
+          }
+          // Same plugin states as before (the usual report of a settled pod): keep the old map,
+          // so the plugin index below can be kept too.
+          plugins = c !== undefined && samePlugins(c.view.plugins, fresh) ? c.view.plugins : fresh;
+          rec.derived = { from, plugins, timeSensitive };
+        }
         view = {
           address,
           state,
@@ -275,17 +336,7 @@ export class FleetTracker {
       }
     }
 
-    // The per-plugin index. It depends only on which pods are live and on their
-    // plugin maps; when neither changed since the last build, it is kept whole.
-    const indexKey: unknown[] = [];
-    for (const pod of pods.values()) if (pod.plugins.size > 0) indexKey.push(pod.address, pod.state === 'live', pod.plugins);
-    let plugins: ReadonlyMap<PluginId, PluginView>;
-    if (this.index !== undefined && sameKey(this.index.key, indexKey)) {
-      plugins = this.index.plugins;
-    } else {
-      plugins = this.buildIndex(pods);
-      this.index = { key: indexKey, plugins };
-    }
+    const plugins = this.indexFor(pods);
     return {
       version: ++this.version,
       builtAt: now,
@@ -315,18 +366,25 @@ function trackSeries(series: Map<PluginId, { gauge: number | undefined; failed: 
   for (const id of series.keys()) if (!seen.has(id)) series.delete(id);
 }
 
+/** What a pod's plugin map is computed from, besides the time. */
+interface DerivedFrom {
+  readonly metrics: MetricsData | undefined;
+  readonly ready: ReadyData | undefined;
+  readonly learned: number | undefined;
+  readonly inStartup: boolean;
+  readonly removed: boolean;
+}
+
+function sameFrom(a: DerivedFrom, b: DerivedFrom): boolean {
+  return a.metrics === b.metrics && a.ready === b.ready && a.learned === b.learned && a.inStartup === b.inStartup && a.removed === b.removed;
+}
+
 function samePlugins(a: ReadonlyMap<PluginId, PluginOnPod>, b: ReadonlyMap<PluginId, PluginOnPod>): boolean {
   if (a.size !== b.size) return false;
   for (const [id, x] of b) {
     const y = a.get(id);
     if (y === undefined || y.state !== x.state || y.gauge !== x.gauge || y.failedLaunches !== x.failedLaunches || y.restarts !== x.restarts || y.why !== x.why) return false;
   }
-  return true;
-}
-
-function sameKey(a: readonly unknown[], b: readonly unknown[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 }
 
@@ -351,6 +409,7 @@ function newRecord(address: string, now: number): PodRecord {
     series: new Map(),
     signal: undefined,
     cached: undefined,
+    derived: undefined,
   };
 }
 
@@ -375,4 +434,104 @@ function diffPod(before: PodView | undefined, after: PodView, out: FleetChange[]
     const was = before?.state === 'live' ? before.plugins.get(id)?.state ?? 'absent' : 'absent';
     if (was !== p.state) out.push({ kind: 'plugin', pod: after.address, plugin: id, from: was, to: p.state, why: p.why });
   }
+}
+
+/** What the index was built from, per pod, and how many pods mention each plugin. */
+interface PluginIndex {
+  readonly plugins: ReadonlyMap<PluginId, PluginView>;
+  /** Per pod with plugins: the plugin map and liveness the index reflects. */
+  readonly basis: ReadonlyMap<string, { readonly plugins: ReadonlyMap<PluginId, PluginOnPod>; readonly live: boolean }>;
+  /** Pods (in any state) whose plugin map has the plugin: an entry lives while this is above 0. */
+  readonly refs: ReadonlyMap<PluginId, number>;
+}
+
+/** More changed pods than this in one build: rebuilding is as cheap as patching. */
+const PATCH_MAX_PODS = 16;
+
+function indexOf(plugins: ReadonlyMap<PluginId, PluginView>, pods: ReadonlyMap<string, PodView>): PluginIndex {
+  const basis = new Map<string, { plugins: ReadonlyMap<PluginId, PluginOnPod>; live: boolean }>();
+  const refs = new Map<PluginId, number>();
+  for (const pod of pods.values()) {
+    if (pod.plugins.size === 0) continue;
+    basis.set(pod.address, { plugins: pod.plugins, live: pod.state === 'live' });
+    for (const id of pod.plugins.keys()) refs.set(id, (refs.get(id) ?? 0) + 1);
+  }
+  return { plugins, basis, refs };
+}
+
+type Listed = 'ready' | 'starting' | 'failed' | undefined;
+
+function listed(live: boolean, p: PluginOnPod | undefined): Listed {
+  if (!live || p === undefined) return undefined;
+  return p.state === 'absent' ? undefined : p.state;
+}
+
+/**
+ * The index after `changed` pods moved from their basis to their view in
+ * `pods`, or undefined when a new plugin would pass max-plugins (the full build
+ * decides what is dropped). Lists stay in address order, as the full build
+ * makes them; untouched plugins keep their view objects.
+ */
+function patchIndex(prev: PluginIndex, changed: readonly string[], pods: ReadonlyMap<string, PodView>, maxPlugins: number): PluginIndex | undefined {
+  const basis = new Map(prev.basis);
+  const refs = new Map(prev.refs);
+  const touched = new Map<PluginId, { ready: string[]; starting: string[]; failed: string[] }>();
+  const EMPTY: ReadonlyMap<PluginId, PluginOnPod> = new Map();
+  for (const address of changed) {
+    const before = prev.basis.get(address);
+    const after = pods.get(address);
+    const oldMap = before?.plugins ?? EMPTY;
+    const oldLive = before?.live ?? false;
+    const newMap = after?.plugins ?? EMPTY;
+    const newLive = after?.state === 'live';
+    const visit = (id: PluginId): void => {
+      const hadIt = oldMap.has(id);
+      const hasIt = newMap.has(id);
+      if (hadIt !== hasIt) refs.set(id, (refs.get(id) ?? 0) + (hasIt ? 1 : -1));
+      const from = listed(oldLive, oldMap.get(id));
+      const to = listed(newLive, newMap.get(id));
+      if (from === to && hadIt === hasIt) return;
+      let t = touched.get(id);
+      if (t === undefined) {
+        const pv = prev.plugins.get(id);
+        t = { ready: [...(pv?.readyPods ?? [])], starting: [...(pv?.startingPods ?? [])], failed: [...(pv?.failedPods ?? [])] };
+        touched.set(id, t);
+      }
+      if (from !== to) {
+        if (from !== undefined) removeSorted(t[from], address);
+        if (to !== undefined) insertSorted(t[to], address);
+      }
+    };
+    for (const id of oldMap.keys()) visit(id);
+    for (const id of newMap.keys()) if (!oldMap.has(id)) visit(id);
+    if (after === undefined || after.plugins.size === 0) basis.delete(address);
+    else basis.set(address, { plugins: after.plugins, live: newLive });
+  }
+  const plugins = new Map(prev.plugins);
+  for (const [id, t] of touched) {
+    if ((refs.get(id) ?? 0) <= 0) {
+      refs.delete(id);
+      plugins.delete(id);
+    } else {
+      if (!plugins.has(id) && plugins.size >= maxPlugins) return undefined;
+      plugins.set(id, { id, readyPods: t.ready, startingPods: t.starting, failedPods: t.failed });
+    }
+  }
+  return { plugins, basis, refs };
+}
+
+function insertSorted(list: string[], address: string): void {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (list[mid]! < address) lo = mid + 1;
+    else hi = mid;
+  }
+  if (list[lo] !== address) list.splice(lo, 0, address);
+}
+
+function removeSorted(list: string[], address: string): void {
+  const i = list.indexOf(address);
+  if (i >= 0) list.splice(i, 1);
 }

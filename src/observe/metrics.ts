@@ -19,8 +19,7 @@ export class GateMetrics {
   readonly registry = new client.Registry();
   private readonly decisionChildren = new Map<string, client.Counter.Internal>();
   private readonly latency: client.Histogram;
-  private readonly polls: client.Counter;
-  private readonly pollChildren = new Map<string, client.Counter.Internal>();
+  private readonly pollCount: PollCounter;
   private readonly discoveryErrors: client.Counter;
   private readonly logSuppressed: client.Counter;
   private readonly holdOutcomes = new Map<HoldOutcome, client.Counter.Internal>();
@@ -46,15 +45,7 @@ export class GateMetrics {
       buckets: [5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 1e-2, 5e-2],
       registers: [this.registry],
     });
-    this.polls = new client.Counter({
-      name: 'plugin_gate_polls_total',
-      help: 'Status reads by source and result code (ok or an error code).',
-      labelNames: ['source', 'code'] as const,
-      registers: [this.registry],
-    });
-    for (const source of ['metrics', 'health-check', 'ready-check'] as const) {
-      for (const code of ['ok', ...ERROR_CODES]) this.pollChildren.set(source + code, this.polls.labels(source, code));
-    }
+    this.pollCount = new PollCounter(this.registry);
     this.logSuppressed = new client.Counter({
       name: 'plugin_gate_decision_log_suppressed_total',
       help: 'Decision log lines dropped by decision-log-rate (the decisions themselves are counted above).',
@@ -162,9 +153,7 @@ export class GateMetrics {
   }
 
   report(r: PodReport): void {
-    this.source('metrics', r.metrics);
-    this.source('health-check', r.health);
-    this.source('ready-check', r.ready);
+    this.pollCount.report(r);
   }
 
   /** The source of plugin_gate_held_requests (0 until set). */
@@ -223,14 +212,40 @@ export class GateMetrics {
     });
   }
 
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
+
+/**
+ * `plugin_gate_polls_total{source,code}`: every status read by source and
+ * result, children bound up front. Shared by the gate and the probe.
+ */
+export class PollCounter {
+  private readonly children = new Map<string, client.Counter.Internal>();
+
+  constructor(registry: client.Registry) {
+    const polls = new client.Counter({
+      name: 'plugin_gate_polls_total',
+      help: 'Status reads by source and result code (ok or an error code).',
+      labelNames: ['source', 'code'] as const,
+      registers: [registry],
+    });
+    for (const source of ['metrics', 'health-check', 'ready-check'] as const) {
+      for (const code of ['ok', ...ERROR_CODES]) this.children.set(source + code, polls.labels(source, code));
+    }
+  }
+
+  report(r: PodReport): void {
+    this.source('metrics', r.metrics);
+    this.source('health-check', r.health);
+    this.source('ready-check', r.ready);
+  }
+
   private source(name: SourceName, res: SourceResult<unknown> | undefined): void {
     if (res === undefined) return;
     const code: 'ok' | ErrorCode = res.ok ? 'ok' : res.error.code;
-    this.pollChildren.get(name + code)?.inc();
-  }
-
-  text(): Promise<string> {
-    return this.registry.metrics();
+    this.children.get(name + code)?.inc();
   }
 }
 

@@ -20,6 +20,7 @@
  * families past the first meaningful one are checked only by rule 1: that is
  * the price of not parsing them.
  */
+import { createHash } from 'node:crypto';
 import { GateError } from '../core/errors.js';
 import { isPluginId, type PluginId } from '../core/plugin-id.js';
 import type { MetricsData } from './types.js';
@@ -269,6 +270,17 @@ function unparseable(why: string): ExpositionResult {
 }
 
 /**
+ * The last answer of one pod, so that the next body with byte-identical
+ * wanted lines (a settled pod: only its Go runtime and HTTP families move)
+ * is neither parsed again nor handed on as new data.
+ */
+export interface ExpositionMemo {
+  /** Digest of the wanted lines, and the max-plugins they were read with. */
+  readonly key: string;
+  readonly result: ExpositionResult & { readonly ok: true };
+}
+
+/**
  * Reads the wanted families from an exposition. Never throws.
  *
  * - `plugin_runtime_status`: one value per plugin id. A plugin with several
@@ -282,33 +294,19 @@ function unparseable(why: string): ExpositionResult {
  *   at most `maxPlugins` distinct ids are kept, first seen first (the Go
  *   client sorts series, so the choice is stable); series of further ids are
  *   counted in `droppedSeries`.
+ *
+ * Two passes: the first finds the lines of the wanted families by their
+ * metric name alone; the second parses those. With `memo` (the previous
+ * answer of the same pod) and wanted lines identical to the ones it was read
+ * from, the second pass is skipped and `memo.result` itself is returned: the
+ * same object, which tells the fleet view that nothing about the plugins moved.
  */
-export function parseExposition(text: string, maxPlugins: number): ExpositionResult {
-  const kept = new Set<PluginId>();
-  const localStatus = new Map<PluginId, number>();
-  const otherStatus = new Map<PluginId, number>();
-  const failedLaunches = new Map<PluginId, number>();
-  const restarts = new Map<PluginId, number>();
-  let processStartMs: number | undefined;
-  let droppedSeries = 0;
-  let invalidIds = 0;
+export function parseExposition(text: string, maxPlugins: number, memo?: ExpositionMemo): ExpositionResult {
   let meaningful = 0;
   let lineNo = 0;
   const sample: Sample = { pluginId: undefined, runtimeType: undefined, status: undefined, value: 0 };
-
-  const admit = (id: string | undefined): id is PluginId => {
-    if (id === undefined || !isPluginId(id)) {
-      invalidIds++;
-      return false;
-    }
-    if (kept.has(id)) return true;
-    if (kept.size >= maxPlugins) {
-      droppedSeries++;
-      return false;
-    }
-    kept.add(id);
-    return true;
-  };
+  /** Wanted lines as (start, end, line number, family) quadruples. */
+  const wanted: number[] = [];
 
   const n = text.length;
   let pos = 0;
@@ -338,14 +336,79 @@ export function parseExposition(text: string, maxPlugins: number): ExpositionRes
       return unparseable(`line ${lineNo} has no value after the metric name`);
     }
     const family = familyOf(text, nameStart, i - nameStart);
-    if (family === Family.None && meaningful > 0) continue;
-
-    const line = new Line(text, i, end);
-    if (!line.parseRest(sample)) return unparseable(`line ${lineNo} is not a well-formed sample`);
+    if (family !== Family.None) {
+      // Parsed in the second pass; a malformed one fails the body there, so it may count as meaningful now.
+      wanted.push(i, end, lineNo, family);
+      meaningful++;
+      continue;
+    }
+    if (meaningful > 0) continue;
+    // Until the first meaningful line, other samples are parsed in full (rule 3).
+    if (!new Line(text, i, end).parseRest(sample)) return unparseable(`line ${lineNo} is not a well-formed sample`);
     meaningful++;
+  }
+  if (meaningful === 0) return unparseable('no metric descriptor or sample found');
 
+  const key = digestOf(text, wanted, maxPlugins);
+  if (memo !== undefined && memo.key === key) return memo.result;
+  return readWanted(text, wanted, maxPlugins, sample);
+}
+
+/** The identity of the wanted lines: a digest of their text (runs of adjacent lines hashed together). */
+function digestOf(text: string, wanted: readonly number[], maxPlugins: number): string {
+  const h = createHash('sha1');
+  let runStart = -1;
+  let runEnd = -1;
+  for (let k = 0; k < wanted.length; k += 4) {
+    const a = lineStartOf(text, wanted[k]!);
+    const b = wanted[k + 1]!;
+    if (runStart >= 0 && a <= runEnd + 2) {
+      runEnd = b;
+      continue;
+    }
+    if (runStart >= 0) h.update(text.slice(runStart, runEnd)).update('\n');
+    runStart = a;
+    runEnd = b;
+  }
+  if (runStart >= 0) h.update(text.slice(runStart, runEnd));
+  return `${maxPlugins}:${h.digest('base64')}`;
+}
+
+/** Start of the line holding `i`. */
+function lineStartOf(text: string, i: number): number {
+  const nl = text.lastIndexOf('\n', i - 1);
+  return nl + 1;
+}
+
+function readWanted(text: string, wanted: readonly number[], maxPlugins: number, sample: Sample): ExpositionResult {
+  const kept = new Set<PluginId>();
+  const localStatus = new Map<PluginId, number>();
+  const otherStatus = new Map<PluginId, number>();
+  const failedLaunches = new Map<PluginId, number>();
+  const restarts = new Map<PluginId, number>();
+  let processStartMs: number | undefined;
+  let droppedSeries = 0;
+  let invalidIds = 0;
+
+  const admit = (id: string | undefined): id is PluginId => {
+    if (id === undefined || !isPluginId(id)) {
+      invalidIds++;
+      return false;
+    }
+    if (kept.has(id)) return true;
+    if (kept.size >= maxPlugins) {
+      droppedSeries++;
+      return false;
+    }
+    kept.add(id);
+    return true;
+  };
+
+  for (let k = 0; k < wanted.length; k += 4) {
+    const line = new Line(text, wanted[k]!, wanted[k + 1]!);
+    if (!line.parseRest(sample)) return unparseable(`line ${wanted[k + 2]!} is not a well-formed sample`);
     const v = sample.value;
-    switch (family) {
+    switch (wanted[k + 3] as Family) {
       case Family.None:
         break;
       case Family.Runtime: {
@@ -375,7 +438,6 @@ export function parseExposition(text: string, maxPlugins: number): ExpositionRes
         break;
     }
   }
-  if (meaningful === 0) return unparseable('no metric descriptor or sample found');
 
   const runtimeStatus = new Map<PluginId, number>(localStatus);
   for (const [id, v] of otherStatus) if (!runtimeStatus.has(id)) runtimeStatus.set(id, v);

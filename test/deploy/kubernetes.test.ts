@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
@@ -24,6 +24,10 @@ import { IstioOperator } from '@kubernetes-models/istio/install.istio.io/v1alpha
 import { loadConfig } from '../../src/config/config.js';
 import { DECISION_ID_HEADER, HTTP_UPSTREAM_HEADER, REASON_HEADER } from '../../src/decide/types.js';
 import { S, checkShape, strictValidate, type Shape } from './strict-model.js';
+import { boolKeys, parseArgs } from '../../src/cli/args.js';
+import { loadProbeConfig } from '../../src/probe/config.js';
+import { PROBE_OPTIONS } from '../../src/probe/options.js';
+import { DAEMON_MAX_RETRY_COUNT, DAEMON_SCAN_INTERVAL_MS, daemonRetryWaitMs } from '../../src/core/daemon.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const DEPLOY = join(ROOT, 'deploy');
@@ -568,5 +572,76 @@ describe('Traefik and ingress-nginx', () => {
     assert.match(a['nginx.ingress.kubernetes.io/auth-url']!, /^http:\/\/plugin-gate\.[a-z-]+\.svc\.cluster\.local:9192\//);
     const copied = a['nginx.ingress.kubernetes.io/auth-response-headers']!.split(',').map((h) => h.trim().toLowerCase());
     assert.ok(copied.includes(HTTP_UPSTREAM_HEADER));
+  });
+});
+
+describe('deploy/kubernetes/probe: the readiness sidecar component', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'plugin-gate-probe-k8s-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  // An overlay as a user writes it: their daemon Deployment plus the component. Kustomize wants
+  // the component path relative to the overlay.
+  writeFileSync(join(dir, 'plugin-daemon.yaml'), readFileSync(join(ROOT, 'test/deploy/fixtures/plugin-daemon.yaml'), 'utf8'));
+  writeFileSync(
+    join(dir, 'kustomization.yaml'),
+    `resources: [plugin-daemon.yaml]\ncomponents: [${JSON.stringify(relative(dir, join(DEPLOY, 'kubernetes/probe')))}]\n`,
+  );
+  const out = execFileSync('kubectl', ['kustomize', dir], { encoding: 'utf8', timeout: 30_000 });
+  const docs = parseAllDocuments(out).map((d) => d.toJS() as Obj);
+  const dep = docs[0]!;
+  const pod = dep['spec']['template']['spec'] as Obj;
+  const containers = pod['containers'] as Obj[];
+  const probe = containers.find((c) => c['name'] === 'plugin-gate-probe')!;
+  const daemon = containers.find((c) => c['name'] === 'plugin-daemon')!;
+  const original = docsOf('../test/deploy/fixtures/plugin-daemon.yaml')[0]!;
+
+  it('renders onto a daemon Deployment, which still validates against the Kubernetes schema', () => {
+    assert.equal(docs.length, 1);
+    assert.deepEqual(problems(dep), []);
+    assert.ok(probe, 'the sidecar is added');
+    assert.deepEqual(daemon, original['spec']['template']['spec']['containers'][0], 'the daemon container is left as it was');
+  });
+
+  it('runs `plugin-gate probe` on the daemon in its pod, with arguments the probe accepts', () => {
+    assert.equal(probe['image'], named('Deployment', 'plugin-gate')['spec']['template']['spec']['containers'][0]['image'], 'the gate image');
+    const args = probe['args'] as string[];
+    assert.equal(args[0], 'probe');
+    const parsed = parseArgs(args.slice(1), boolKeys(PROBE_OPTIONS));
+    assert.deepEqual(parsed.problems, []);
+    const config = loadProbeConfig({ flags: parsed.flags, env: {}, file: undefined });
+    const daemonPort = (daemon['ports'] as Obj[]).find((p) => p['name'] === 'daemon')!['containerPort'];
+    assert.equal(config.target, `127.0.0.1:${daemonPort}`);
+    const port = (probe['ports'] as Obj[]).find((p) => p['name'] === 'probe')!['containerPort'];
+    assert.equal(config.listen.port, port);
+  });
+
+  it('the pod is Ready only through the sidecar\'s /readyz; start-up budget covers a plugin giving up', () => {
+    for (const which of ['startupProbe', 'readinessProbe']) {
+      assert.equal(probe[which]['httpGet']['path'], '/readyz', which);
+      assert.equal(probe[which]['httpGet']['port'], 'probe', which);
+    }
+    assert.equal(probe['livenessProbe']['httpGet']['path'], '/healthz');
+    // The default rule waits for a failing plugin to give up: 15 failed launches, each retry at the
+    // daemon's next scan after its wait. With 40 s per launch attempt that is the least budget.
+    let giveUpMs = 0;
+    for (let f = 1; f < DAEMON_MAX_RETRY_COUNT; f++) giveUpMs += daemonRetryWaitMs(f) + DAEMON_SCAN_INTERVAL_MS;
+    giveUpMs += DAEMON_MAX_RETRY_COUNT * 40_000;
+    const budgetS = probe['startupProbe']['failureThreshold'] * probe['startupProbe']['periodSeconds'];
+    assert.ok(budgetS * 1000 >= giveUpMs, `startup budget ${budgetS}s covers ${giveUpMs / 1000}s`);
+    assert.ok(dep['spec']['progressDeadlineSeconds'] > budgetS, 'a rollout is not declared failed while pods are within their budget');
+  });
+
+  it('rolling updates remove an old pod only once a new one is Ready', () => {
+    assert.equal(dep['spec']['strategy']['type'], 'RollingUpdate');
+    assert.equal(dep['spec']['strategy']['rollingUpdate']['maxUnavailable'], 0);
+    assert.ok(dep['spec']['strategy']['rollingUpdate']['maxSurge'] >= 1);
+  });
+
+  it('the sidecar runs locked down', () => {
+    const sc = probe['securityContext'];
+    assert.equal(sc['runAsNonRoot'], true);
+    assert.equal(sc['readOnlyRootFilesystem'], true);
+    assert.equal(sc['allowPrivilegeEscalation'], false);
+    assert.deepEqual(sc['capabilities']['drop'], ['ALL']);
+    assert.ok(probe['resources']['requests']['memory'] && probe['resources']['limits']['memory']);
   });
 });

@@ -125,9 +125,9 @@ describe('real Envoy carries a long streamed dispatch whole, in order and as it 
 /** deploy/README.md's transport socket for the gate cluster, with its names and files pointed at the test PKI. */
 function documentedTransportSocket(o: { ca: CertFiles; client?: CertFiles }): Record<string, any> {
   const readme = readFileSync(join(packageRoot(), 'deploy/README.md'), 'utf8');
-  const m = /```yaml\n([\s\S]*?)```/.exec(readme);
-  assert.ok(m, 'deploy/README.md shows the transport socket');
-  const ts = (parse(m[1]!) as { transport_socket: Record<string, any> }).transport_socket;
+  const block = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!).find((b) => /^\s*transport_socket:/m.test(b));
+  assert.ok(block, 'deploy/README.md shows the transport socket');
+  const ts = (parse(block) as { transport_socket: Record<string, any> }).transport_socket;
   const text = JSON.stringify(ts)
     // The documented name is the headless Service's; the test certificate names localhost.
     .replaceAll('plugin-gate-headless.dify.svc.cluster.local', 'localhost')

@@ -5,7 +5,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
-import { formatHostPort, type Config, type HostPort } from '../../config/config.js';
+import type { Config, HostPort } from '../../config/config.js';
 import { every, systemScheduler, type Scheduler } from '../../core/clock.js';
 import { GateError } from '../../core/errors.js';
 import { silentLogger, type CheckResult, type CheckService, type FrontLogger } from '../service.js';
@@ -13,6 +13,7 @@ import { tlsForFace, type TlsConfig, type TlsSource } from '../tls.js';
 import type { CheckRequestMsg, CheckResponseMsg } from './messages.js';
 import { AUTHORIZATION_SERVICE, authorizationService, loadGatePackage } from './protos.js';
 import { checkRequestToGate } from './request.js';
+import { limitServerOptions, listenCapped, type CappedListener, type GrpcLimits } from './limits.js';
 import { createResponseRenderer, type CheckResponseRenderer } from './response.js';
 
 /** Health service names answered: the whole server, and the ext_authz service. */
@@ -34,8 +35,9 @@ export const SERVER_OPTIONS: grpc.ServerOptions = {
   // Our answers are small: a deny body is one envelope line.
   'grpc.max_send_message_length': MAX_RECEIVE_BYTES,
   // Envoy multiplexes checks over few long-lived HTTP/2 connections and opens
-  // more when a peer's stream limit is reached; 1000 per connection keeps one
-  // connection from monopolising the event loop.
+  // more when a peer's stream limit is reached; a stream limit per connection
+  // (grpc-max-concurrent-streams, 1000) keeps one connection from monopolising
+  // the event loop. It and the other client bounds come from the config (limits.ts).
   'grpc.max_concurrent_streams': 1000,
   // Find dead peers (a vanished Envoy pod) within about a minute.
   'grpc.keepalive_time_ms': 30_000,
@@ -46,7 +48,7 @@ export interface GrpcServerOptions {
   readonly listen: HostPort;
   readonly service: CheckService;
   /** With tls-cert/tls-key set (and no `tls`), the server serves TLS from its own TlsSource. */
-  readonly config: Pick<Config, 'routeHeader' | 'grpcReflection'> & TlsConfig;
+  readonly config: Pick<Config, 'routeHeader' | 'grpcReflection'> & TlsConfig & GrpcLimits;
   readonly logger?: FrontLogger;
   /** TLS material shared with the HTTP face; takes precedence over config's tls-* and stays open on close. */
   readonly tls?: TlsSource;
@@ -80,7 +82,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
   const logger = opts.logger ?? silentLogger;
   const scheduler = opts.scheduler ?? systemScheduler;
   const { tls, owned } = tlsForFace(opts.tls, opts.config, logger, scheduler);
-  const server = new grpc.Server(SERVER_OPTIONS);
+  const server = new grpc.Server({ ...SERVER_OPTIONS, ...limitServerOptions(opts.config) });
   const render = createResponseRenderer({ routeHeader: opts.config.routeHeader });
 
   server.addService(authorizationService(), {
@@ -127,17 +129,16 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
   if (opts.config.grpcReflection) new ReflectionService(loadGatePackage()).addToServer(server);
 
   const credentials = tls === undefined ? grpc.ServerCredentials.createInsecure() : grpcServerCredentials(tls);
-  let port: number;
+  let listener: CappedListener;
   try {
-    port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(formatHostPort(opts.listen), credentials, (err, p) => (err ? reject(err) : resolve(p)));
-    });
+    listener = await listenCapped(server, credentials, opts.listen, opts.config.grpcMaxConnections);
   } catch (err) {
     stopRefresh();
     if (owned) tls?.close();
     throw err;
   }
 
+  const port = listener.port;
   let closing: Promise<void> | undefined;
   return {
     port,
@@ -150,6 +151,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
         allowed = false;
         refresh();
         stopRefresh();
+        listener.close();
         // Only the reload timer stops; connections still open keep their context.
         if (owned) tls?.close();
         const force = setTimeout(() => server.forceShutdown(), Math.max(0, graceMs));
