@@ -34,7 +34,7 @@ describe('admin listener', () => {
       plugins: { plugin_id: string; ready_pods: string[] }[];
     };
     assert.equal(status.ready, true);
-    assert.deepEqual(status.counts, { pods: 2, live: 2, in_startup: 2, plugins: 2, held: 0 } as typeof status.counts);
+    assert.deepEqual(status.counts, { pods: 2, live: 2, in_startup: 2, plugins: 2, dropped_plugins: 0, held: 0 } as typeof status.counts);
     assert.deepEqual(status.plugins.find((p) => p.plugin_id === 'a/one')?.ready_pods, h.fleet.pods.map((p) => p.address).sort());
 
     const text = await (await fetch(`${base}/metrics`)).text();
@@ -63,6 +63,25 @@ describe('drain on shutdown', () => {
       h.sched.advance(1);
       await shutdown;
       assert.equal(stopped, true);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+describe('background failures', () => {
+  it('are logged and counted by where they happened, and the gate keeps serving', async () => {
+    const h = await startHarness({ pods: 1, plugins: [{ id: 'a/one', launchMs: 0 }] });
+    try {
+      await h.gate.whenReady();
+      h.gate.tracker.onSnapshot(() => {
+        throw new Error('a listener bug');
+      });
+      await h.poll();
+      const text = await (await fetch(`http://127.0.0.1:${h.gate.adminPort}/metrics`)).text();
+      const m = /^plugin_gate_background_errors_total\{source="tracker",code="internal"\} (\d+)$/m.exec(text);
+      assert.ok(m !== null && Number(m[1]) >= 1, text.split('\n').filter((l) => l.includes('background')).join('\n'));
+      assert.equal((await fetch(`http://127.0.0.1:${h.gate.adminPort}/readyz`)).status, 200);
     } finally {
       await h.close();
     }

@@ -21,7 +21,7 @@ describe('README', () => {
       const want = o.default === undefined ? '—' : o.default === '' ? '`""`' : '`' + o.default + '`';
       assert.equal(rows.get(o.key), want, `default of ${o.key}`);
     }
-    const keys = new Set([...OPTIONS, ...PROBE_OWN_OPTIONS].map((o) => o.key));
+    const keys = new Set<string>([...OPTIONS, ...PROBE_OWN_OPTIONS].map((o) => o.key));
     for (const k of rows.keys()) assert.ok(keys.has(k), `README documents unknown option ${k}`);
   });
 

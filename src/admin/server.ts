@@ -7,7 +7,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Clock } from '../core/clock.js';
-import type { HostPort } from '../config/config.js';
+import type { HostPort } from '../core/address.js';
 import type { FleetSnapshot } from '../fleet/types.js';
 import type { GateMetrics } from '../observe/metrics.js';
 import { statusDocument } from './status.js';

@@ -4,7 +4,7 @@ import type { FleetSnapshot, PodView } from '../fleet/types.js';
 
 /** `held`: requests waiting per plugin (hold-starting). */
 export function statusDocument(snap: FleetSnapshot, now: number, draining: boolean, held: ReadonlyMap<string, number> = new Map()): unknown {
-  const pods = [...snap.pods.values()].map((p) => podJson(p, now));
+  const pods = [...snap.pods.values()].map((p) => podJson(p, now, snap.droppedPlugins.get(p.address) ?? 0));
   const plugins = [...snap.plugins.values()]
     .sort((a, b) => (a.id < b.id ? -1 : 1))
     .map((pv) => ({
@@ -28,6 +28,7 @@ export function statusDocument(snap: FleetSnapshot, now: number, draining: boole
       live: snap.livePods.length,
       in_startup: snap.startupPods.length,
       plugins: snap.plugins.size,
+      dropped_plugins: [...snap.droppedPlugins.values()].reduce((a, b) => a + b, 0),
       held: heldTotal,
     },
     // Every plugin somebody waits for, including those no pod reports yet (queued on a pod in start-up).
@@ -37,8 +38,8 @@ export function statusDocument(snap: FleetSnapshot, now: number, draining: boole
   };
 }
 
-/** One pod as JSON: shared by the gate's /status and the probe's. */
-export function podJson(p: PodView, now: number): unknown {
+/** One pod as JSON: shared by the gate's /status and the probe's. `droppedPlugins`: its plugins past max-plugins, not indexed. */
+export function podJson(p: PodView, now: number, droppedPlugins = 0): unknown {
   const plugins: Record<string, unknown> = {};
   for (const [id, s] of [...p.plugins].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
     plugins[id] = { state: s.state, why: s.why, gauge: s.gauge ?? null, failed_launches: s.failedLaunches, restarts: s.restarts };
@@ -53,6 +54,10 @@ export function podJson(p: PodView, now: number): unknown {
     report_age_s: p.lastSuccessAt === undefined ? null : Math.max(0, (now - p.lastSuccessAt) / 1000),
     consecutive_failures: p.consecutiveFailures,
     last_error: p.lastError?.toJSON() ?? null,
+    // Plugins this pod reports past max-plugins: not indexed, so decided as unknown.
+    dropped_plugins: droppedPlugins,
+    // Series past max-plugins in its last /metrics/ body: never read at all.
+    dropped_series: p.droppedSeries,
     plugins,
   };
 }

@@ -5,7 +5,7 @@
  * Start-up and shutdown order live here and nowhere else.
  */
 import { delay, every, systemScheduler, type Scheduler } from '../core/clock.js';
-import type { GateError } from '../core/errors.js';
+import { GateError } from '../core/errors.js';
 import type { Config } from '../config/config.js';
 import type { Discovery } from '../discovery/types.js';
 import { discoveryFor } from '../discovery/from-config.js';
@@ -16,9 +16,11 @@ import { podReaderFor } from '../status/reader.js';
 import { StatusHttp } from '../status/http.js';
 import { startGrpcServer, type GrpcServer } from '../front/grpc/server.js';
 import { startHttpFace, type HttpFace } from '../front/http/server.js';
-import { TlsSource, tlsFilesOf } from '../front/tls.js';
+import { TlsSource } from '../front/tls.js';
+import { tlsFilesOf } from '../tls/files.js';
 import { startAdmin, type AdminServer } from '../admin/server.js';
 import { GateMetrics } from '../observe/metrics.js';
+import { backgroundErrors } from '../observe/background.js';
 import { createLogger, type Logger } from '../observe/logger.js';
 import { BoundedLogSink } from '../observe/log-sink.js';
 import { GateService } from './service.js';
@@ -31,6 +33,8 @@ export interface GateOptions {
   readonly discovery?: Discovery;
   /** The poll loops' waits, if not on `scheduler` (tests: timers that never fire, so polls happen only on pollNow). */
   readonly pollScheduler?: Scheduler;
+  /** false: ignore pods closing status connections, poll on the interval only (benchmarks compare both). */
+  readonly pollOnClose?: boolean;
 }
 
 export interface RunningGate {
@@ -63,12 +67,14 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
   // Logs to stdout go through a bounded buffer: a blocked reader costs dropped lines, never memory.
   const sink = opts.logger === undefined ? new BoundedLogSink(process.stdout, config.logBufferBytes) : undefined;
   const logger = opts.logger ?? createLogger(config.logLevel, config.redactHeaders, sink);
-  const tracker = new FleetTracker(config, scheduler);
+  // Every failure of background work goes through `background` (below, once metrics exist): logged and counted.
+  const tracker = new FleetTracker(config, scheduler, (error) => background('tracker', error));
   const metrics = new GateMetrics(
     () => tracker.snapshot(),
     () => tracker.droppedPlugins,
     scheduler,
   );
+  const background = backgroundErrors(logger, metrics);
   if (sink !== undefined) metrics.logSink(() => sink.stats());
   const service = new GateService(() => tracker.snapshot(), config, scheduler, metrics, config.decisionLog === 'none' ? undefined : logger);
   metrics.heldRequests(() => service.heldCount());
@@ -78,21 +84,32 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
     // Held requests (hold-starting) whose plugin is now ready are answered from the new snapshot.
     service.snapshotChanged();
   });
+  tracker.onSnapshot(droppedPluginsLog(logger, config.maxPlugins));
 
-  const http = new StatusHttp({ timeoutMs: config.pollTimeoutMs });
+  // Idle status connections outlive the poll interval, so every pod keeps one open between polls:
+  // its close is how a pod's exit is seen within milliseconds (see connectionLost below).
+  const http = new StatusHttp({ timeoutMs: config.pollTimeoutMs, keepAliveMs: Math.max(30_000, 3 * config.pollIntervalMs) });
   const poller = new Poller({
     read: podReaderFor(config, http, scheduler),
     onReport: (r) => {
       metrics.report(r);
       tracker.ingest(r);
     },
-    onError: (error, pod) => logger.warn({ pod, code: error.code, err: error.message }, 'poll failed'),
+    onError: (error, pod) => background('poller', error, { pod }),
     intervalMs: config.pollIntervalMs,
     jitterPercent: config.pollJitterPercent,
     scheduler: opts.pollScheduler ?? scheduler,
+    // A daemon that closes idle keep-alives on its own costs at most one extra poll per half interval.
+    lossPollGapMs: config.pollIntervalMs / 2,
+  });
+  // A pod closed a status connection: poll it now. If its process exited, that poll is refused
+  // and the pod is unreachable at once (README, P2a), instead of after several interval polls.
+  http.onConnectionLost((address) => {
+    metrics.connectionLost();
+    if (opts.pollOnClose !== false) poller.connectionLost(address);
   });
 
-  const discovery: Discovery = opts.discovery ?? discoveryFor(config, undefined, scheduler);
+  const discovery: Discovery = opts.discovery ?? discoveryFor(config, (error) => background('discovery', error), scheduler);
   let lastDiscoveryError: GateError | undefined;
   discovery.start((addresses, error) => {
     if (error !== undefined) {
@@ -105,6 +122,13 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
   });
 
   const stopTicker = every(scheduler, TICK_MS, () => {
+    try {
+      tick();
+    } catch (err) {
+      background('ticker', GateError.from(err));
+    }
+  });
+  function tick(): void {
     tracker.tick();
     const suppressed = service.takeSuppressed();
     if (suppressed > 0) {
@@ -114,7 +138,7 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
     const dropped = sink?.takeDropped() ?? 0;
     // This line may be dropped too while stdout stays blocked; the counter is the record.
     if (dropped > 0) logger.warn({ dropped, buffer_bytes: config.logBufferBytes }, 'stdout is not keeping up: log lines dropped');
-  });
+  }
 
   const started: { grpc?: GrpcServer; http?: HttpFace; admin?: AdminServer; tls?: TlsSource } = {};
   const stopAll = async (graceMs: number): Promise<void> => {
@@ -206,6 +230,30 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
     },
   };
   return gate;
+}
+
+/** One warning when a pod starts having plugins past max-plugins, one line when it stops: never per snapshot. */
+function droppedPluginsLog(logger: Logger, maxPlugins: number): (snap: FleetSnapshot) => void {
+  const told = new Set<string>();
+  return (snap) => {
+    const dropping = new Set<string>();
+    for (const view of snap.pods.values()) {
+      const dropped = snap.droppedPlugins.get(view.address) ?? 0;
+      if (dropped === 0 && view.droppedSeries === 0) continue;
+      dropping.add(view.address);
+      if (told.has(view.address)) continue;
+      told.add(view.address);
+      logger.warn(
+        { pod: view.address, dropped, dropped_series: view.droppedSeries, max_plugins: maxPlugins },
+        'plugins past max-plugins on this pod are not tracked (decided as unknown); see /status',
+      );
+    }
+    for (const pod of told) {
+      if (dropping.has(pod)) continue;
+      told.delete(pod);
+      logger.info({ pod }, 'all plugins of this pod are tracked again');
+    }
+  };
 }
 
 function logChanges(logger: Logger, changes: readonly FleetChange[]): void {

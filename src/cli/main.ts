@@ -6,7 +6,9 @@
 // First: the signal handlers must be in place before anything else loads (SIGUSR1 would open the inspector).
 import { onStopSignals, reportSignalsTo } from './signals.js';
 import { readFileSync } from 'node:fs';
-import { ConfigError, formatHostPort, helpText, loadConfig, type Config } from '../config/config.js';
+import { helpText, loadConfig, type Config } from '../config/config.js';
+import { formatHostPort } from '../core/address.js';
+import { GateError } from '../core/errors.js';
 import { startGate } from '../app/app.js';
 import { packageRoot } from '../core/package-root.js';
 import { parseArgs } from './args.js';
@@ -43,10 +45,10 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   let config: Config;
   try {
-    if (args.problems.length > 0) throw new ConfigError(args.problems);
+    if (args.problems.length > 0) throw GateError.invalidConfig(args.problems);
     config = loadConfig({ flags: args.flags, env: process.env, file: args.configFile ?? process.env['PLUGIN_GATE_CONFIG'] });
   } catch (err) {
-    if (err instanceof ConfigError) {
+    if (err instanceof GateError && err.code === 'config_invalid') {
       for (const p of err.problems) process.stderr.write(`plugin-gate: config: ${p}\n`);
       return 2;
     }

@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, configFor, helpText, loadConfig, parseDuration } from './config.js';
-import { OPTIONS } from './options.js';
+import { DEFAULTS, configFor, helpText, loadConfig, parseDuration } from './config.js';
+import { GateError } from '../core/errors.js';
+import { OPTIONS, fieldOf } from './options.js';
 import { parseArgs } from '../cli/args.js';
 import { TestPki } from '../../test/support/certs.js';
 
@@ -12,10 +13,10 @@ function problems(fn: () => unknown): string[] {
   try {
     fn();
   } catch (err) {
-    if (err instanceof ConfigError) return [...err.problems];
+    if (err instanceof GateError && err.code === 'config_invalid') return [...err.problems];
     throw err;
   }
-  assert.fail('expected a ConfigError');
+  assert.fail('expected a config_invalid GateError');
 }
 
 describe('configuration', () => {
@@ -48,6 +49,36 @@ describe('configuration', () => {
     assert.equal(c.retryAfterMs, 7_000); // file
     assert.deepEqual(c.targets, ['10.0.0.1:5002']); // file list
     assert.equal(c.unreachableAfter, 3); // default
+  });
+
+  it('an unknown PLUGIN_GATE_* variable is an error like an unknown key; PLUGIN_GATE_CONFIG and other prefixes are not', () => {
+    const p = problems(() =>
+      loadConfig({
+        file: undefined,
+        env: { PLUGIN_GATE_TARGETS: '10.0.0.1:5002', PLUGIN_GATE_POLL_INTERVALL: '3s', PLUGIN_GATE_CONFIG: '/nowhere', PATH: '/bin', PLUGINGATE_X: '1' },
+        flags: {},
+      }),
+    );
+    assert.deepEqual(p, ['PLUGIN_GATE_POLL_INTERVALL: unknown environment variable, no option is named so (see --help)']);
+    const link = problems(() => loadConfig({ file: undefined, env: { PLUGIN_GATE_SERVICE_HOST: '10.96.0.5', PLUGIN_GATE_PORT_9191_TCP: 'tcp://10.96.0.5:9191' }, flags: { targets: '10.0.0.1:5002' } }));
+    assert.equal(link.length, 2, link.join('\n'));
+    for (const l of link) assert.match(l, /^PLUGIN_GATE_(SERVICE_HOST|PORT_9191_TCP): unknown environment variable.*Kubernetes Service link: set enableServiceLinks: false/);
+  });
+
+  it('the Config has one field per option, named from the key, and DEFAULTS is the table parsed', () => {
+    const c = configFor({ targets: '10.0.0.1:5002' });
+    assert.deepEqual(Object.keys(c).sort(), OPTIONS.map(fieldOf).sort());
+    assert.equal(fieldOf(OPTIONS.find((o) => o.key === 'poll-interval')!), 'pollIntervalMs');
+    assert.equal(fieldOf(OPTIONS.find((o) => o.key === 'poll-jitter')!), 'pollJitterPercent');
+    for (const o of OPTIONS) {
+      const field = fieldOf(o) as keyof typeof c;
+      if (o.key === 'targets') continue; // the one option this Config was given
+      assert.deepEqual(DEFAULTS[field], c[field], o.key);
+    }
+    assert.deepEqual(DEFAULTS.targets, []);
+    assert.equal(DEFAULTS.dnsName, undefined);
+    assert.equal(DEFAULTS.tlsReloadMs, 30_000);
+    assert.equal(configFor({ targets: '10.0.0.1:5002', 'http-listen': 'off' }).httpListen, undefined);
   });
 
   it('reports every problem, one line each, naming the key, the value and what is allowed', () => {

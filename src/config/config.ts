@@ -4,84 +4,21 @@
  * what is allowed, and any problem stops start-up.
  */
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
-import { OPTIONS, type OptionKind, type OptionSpec } from './options.js';
-import type { SourceName } from '../status/types.js';
-import { tlsFileProblems } from './tls-files.js';
+import { formatHostPort, parseHostPort, type HostPort } from '../core/address.js';
+import { GateError } from '../core/errors.js';
 import { isPluginId } from '../core/plugin-id.js';
+import { tlsFileProblems } from '../tls/files.js';
+import { OPTIONS, fieldOf, isListKind, type ConfigOf, type OptionKind, type OptionSpec } from './options.js';
 import { relationProblems } from './relations.js';
 
-export interface HostPort {
-  readonly host: string;
-  readonly port: number;
-}
-
-export interface Config {
-  readonly grpcListen: HostPort;
-  readonly httpListen: HostPort | undefined;
-  readonly adminListen: HostPort;
-  readonly discovery: 'static' | 'dns';
-  readonly targets: readonly string[];
-  readonly dnsName: HostPort | undefined;
-  readonly dnsServer: HostPort | undefined;
-  readonly dnsIntervalMs: number;
-  readonly dnsTimeoutMs: number;
-  readonly sources: readonly SourceName[];
-  readonly pollIntervalMs: number;
-  readonly pollJitterPercent: number;
-  readonly pollTimeoutMs: number;
-  readonly maxStatusBytes: number;
-  readonly daemonRetryLimit: number;
-  readonly retryStallMs: number;
-  readonly unreachableAfter: number;
-  readonly staleAfterMs: number;
-  readonly startupGraceMs: number;
-  readonly startupMaxMs: number;
-  readonly removedRetentionMs: number;
-  readonly unknownPlugin: 'allow' | 'deny';
-  readonly retryAfterMs: number;
-  readonly failedRetryAfterMs: number;
-  readonly routeHeader: string | undefined;
-  readonly dryRun: boolean;
-  readonly grpcReflection: boolean;
-  readonly grpcReceiveTimeoutMs: number;
-  readonly grpcMaxConcurrentStreams: number;
-  readonly grpcMaxConnections: number;
-  readonly grpcMaxConnectionIdleMs: number;
-  readonly maxPlugins: number;
-  /** 0 = holding off. */
-  readonly holdStartingMs: number;
-  readonly maxHeld: number;
-  readonly httpDenyStatus: number;
-  readonly httpPathPrefix: string;
-  readonly httpRequestFrom: HttpRequestFrom;
-  readonly httpMaxHeaderBytes: number;
-  readonly decisionLog: 'all' | 'denied' | 'none';
-  readonly decisionLogRate: number;
-  readonly logLevel: string;
-  readonly logBufferBytes: number;
-  readonly redactHeaders: readonly string[];
-  /** PEM files of the gRPC and HTTP faces' TLS; tlsCert unset = plaintext. */
-  readonly tlsCert: string | undefined;
-  readonly tlsKey: string | undefined;
-  /** Set: mutual TLS, clients need a certificate signed by one of these CAs. */
-  readonly tlsClientCa: string | undefined;
-  readonly tlsReloadMs: number;
-  readonly drainMs: number;
-}
+/** The validated configuration: one field per row of the option table (see `ConfigOf`). */
+export type Config = ConfigOf<typeof OPTIONS>;
 
 export type RawValues = Record<string, string>;
 
 /** Which gateway convention carries the original request on the forward-auth face. */
-export type HttpRequestFrom = 'auto' | 'x-original-url' | 'x-original-uri' | 'x-forwarded-uri' | 'request';
-
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-  constructor(readonly problems: readonly string[]) {
-    super(problems.join('\n'));
-  }
-}
+export type HttpRequestFrom = Config['httpRequestFrom'];
 
 /** The header names no log ever carries, whatever is configured. */
 export const ALWAYS_REDACTED = ['x-api-key', 'authorization', 'cookie', 'set-cookie', 'proxy-authorization'] as const;
@@ -98,7 +35,10 @@ export interface Sources {
   readonly file: string | undefined;
 }
 
-/** Merge the layers and validate; throws ConfigError listing every problem. */
+/** The environment variable naming the YAML file: not an option, but ours. */
+const CONFIG_FILE_ENV = 'PLUGIN_GATE_CONFIG';
+
+/** Merge the layers and validate; throws GateError config_invalid listing every problem, one line each. */
 export function loadConfig(sources: Sources): Config {
   const problems: string[] = [];
   const merged = mergeLayers(OPTIONS, sources, problems);
@@ -109,8 +49,15 @@ export function loadConfig(sources: Sources): Config {
   if (config?.tlsCert !== undefined && config.tlsKey !== undefined && problems.length === 0) {
     problems.push(...tlsFileProblems({ cert: config.tlsCert, key: config.tlsKey, clientCa: config.tlsClientCa }));
   }
-  if (problems.length > 0 || config === undefined) throw new ConfigError(problems);
+  if (problems.length > 0 || config === undefined) throw GateError.invalidConfig(problems);
   return config;
+}
+
+/** The problem with a PLUGIN_GATE_* variable that names no option (the line starts with the name). */
+function unknownEnvProblem(name: string): string {
+  // Kubernetes Service links name variables after Services: a Service called plugin-gate yields these.
+  const serviceLink = /_(SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT(_\d+_(TCP|UDP|SCTP)(_\w+)?)?)$/.test(name);
+  return `unknown environment variable, no option is named so (see --help)${serviceLink ? '; it looks like a Kubernetes Service link: set enableServiceLinks: false on the pod' : ''}`;
 }
 
 /**
@@ -133,11 +80,12 @@ export function mergeLayers(table: readonly OptionSpec[], sources: Sources, prob
     const v = sources.env[envName(o.key)];
     if (v !== undefined) merged[o.key] = v;
   }
-  for (const [k, v] of Object.entries(sources.env)) {
-    if (v === undefined || !k.startsWith('PLUGIN_GATE_') || k === 'PLUGIN_GATE_CONFIG') continue;
+  // A misspelt variable is as wrong as a misspelt key: silently ignoring it would run with the default.
+  for (const k of Object.keys(sources.env).sort()) {
+    if (!k.startsWith('PLUGIN_GATE_') || k === CONFIG_FILE_ENV) continue;
     const key = k.slice('PLUGIN_GATE_'.length).toLowerCase().replace(/_/g, '-');
-    const why = keys.has(key) ? undefined : foreign(key);
-    if (why !== undefined) problems.push(`${k}: ${why}`);
+    if (keys.has(key) && envName(key) === k) continue;
+    problems.push(`${k}: ${foreign(key) ?? unknownEnvProblem(k)}`);
   }
   for (const [k, v] of Object.entries(sources.flags)) {
     if (keys.has(k)) merged[k] = v;
@@ -181,30 +129,29 @@ function readFileLayer(path: string, problems: string[], keys: ReadonlySet<strin
 
 export type Parsed = string | number | boolean | HostPort | readonly string[] | undefined;
 
+/** The Config object of parsed values: one field per row, lists never undefined. */
+function build(get: <T extends Parsed>(k: string) => T): Config {
+  const out: Record<string, Parsed> = {};
+  for (const o of OPTIONS) {
+    const value = get(o.key);
+    out[fieldOf(o)] = value === undefined && isListKind(o.kind) ? [] : value;
+  }
+  // The one cast of this module: the loop above fills exactly the fields ConfigOf derives from the same table.
+  return Object.freeze(out) as unknown as Config;
+}
+
 function validate(raw: RawValues, problems: string[]): Config | undefined {
   const get = parseAll(OPTIONS, raw, problems);
 
   const discovery = get<'static' | 'dns'>('discovery');
   const targets = get<readonly string[] | undefined>('targets') ?? [];
-  const dnsNameRaw = get<string | undefined>('dns-name');
-  let dnsName: HostPort | undefined;
   if (discovery === 'static' && targets.length === 0 && raw['targets'] === undefined) {
     problems.push('targets: (unset) is required with discovery=static: a comma-separated list of IP:port');
   }
-  if (discovery === 'dns') {
-    if (dnsNameRaw === undefined) problems.push('dns-name: (unset) is required with discovery=dns: host:port of a headless Service');
-    else {
-      const hp = parseHostPort(dnsNameRaw, true);
-      if (hp === undefined) problems.push(`dns-name: ${JSON.stringify(dnsNameRaw)} must be host:port, e.g. plugin-daemon-headless.dify.svc.cluster.local:5002`);
-      else dnsName = hp;
-    }
+  if (discovery === 'dns' && raw['dns-name'] === undefined) {
+    problems.push('dns-name: (unset) is required with discovery=dns: host:port of a headless Service');
   }
   problems.push(...pollingProblems(raw, get));
-  const startupGrace = get<number>('startup-grace');
-  const startupMax = get<number>('startup-max');
-  const pollTimeout = get<number>('poll-timeout');
-  const pollInterval = get<number>('poll-interval');
-  const sources = get<readonly string[]>('sources');
   const tlsSet = (k: string): boolean => raw[k] !== undefined;
   if (tlsSet('tls-cert') && !tlsSet('tls-key')) problems.push(`tls-key: (unset) is required with tls-cert: the certificate's PEM private key`);
   if (tlsSet('tls-key') && !tlsSet('tls-cert')) problems.push(`tls-key: ${JSON.stringify(raw['tls-key'])} needs tls-cert, the certificate it belongs to`);
@@ -212,58 +159,7 @@ function validate(raw: RawValues, problems: string[]): Config | undefined {
     problems.push(`tls-client-ca: ${JSON.stringify(raw['tls-client-ca'])} needs tls-cert and tls-key: mutual TLS needs the gate's own certificate`);
   }
   if (problems.length > 0) return undefined;
-
-  const httpRaw = raw['http-listen'];
-  return {
-    grpcListen: get<HostPort>('grpc-listen'),
-    httpListen: httpRaw === 'off' ? undefined : get<HostPort>('http-listen'),
-    adminListen: get<HostPort>('admin-listen'),
-    discovery,
-    targets,
-    dnsName,
-    dnsServer: get<HostPort | undefined>('dns-server'),
-    dnsIntervalMs: get<number>('dns-interval'),
-    dnsTimeoutMs: get<number>('dns-timeout'),
-    sources: sources as readonly SourceName[],
-    pollIntervalMs: pollInterval,
-    pollJitterPercent: get<number>('poll-jitter'),
-    pollTimeoutMs: pollTimeout,
-    maxStatusBytes: get<number>('max-status-bytes'),
-    daemonRetryLimit: get<number>('daemon-retry-limit'),
-    retryStallMs: get<number>('retry-stall'),
-    unreachableAfter: get<number>('unreachable-after'),
-    staleAfterMs: get<number>('stale-after'),
-    startupGraceMs: startupGrace,
-    startupMaxMs: startupMax,
-    removedRetentionMs: get<number>('removed-retention'),
-    unknownPlugin: get<'allow' | 'deny'>('unknown-plugin'),
-    retryAfterMs: get<number>('retry-after'),
-    failedRetryAfterMs: get<number>('failed-retry-after'),
-    routeHeader: get<string | undefined>('route-header'),
-    dryRun: get<boolean>('dry-run'),
-    grpcReflection: get<boolean>('grpc-reflection'),
-    grpcReceiveTimeoutMs: get<number>('grpc-receive-timeout'),
-    grpcMaxConcurrentStreams: get<number>('grpc-max-concurrent-streams'),
-    grpcMaxConnections: get<number>('grpc-max-connections'),
-    grpcMaxConnectionIdleMs: get<number>('grpc-max-connection-idle'),
-    maxPlugins: get<number>('max-plugins'),
-    holdStartingMs: get<number>('hold-starting'),
-    maxHeld: get<number>('max-held'),
-    httpDenyStatus: get<number>('http-deny-status'),
-    httpPathPrefix: get<string>('http-path-prefix') ?? '',
-    httpRequestFrom: get<HttpRequestFrom>('http-request-from'),
-    httpMaxHeaderBytes: get<number>('http-max-header-bytes'),
-    decisionLog: get<'all' | 'denied' | 'none'>('decision-log'),
-    decisionLogRate: get<number>('decision-log-rate'),
-    logLevel: get<string>('log-level'),
-    logBufferBytes: get<number>('log-buffer-bytes'),
-    redactHeaders: get<readonly string[]>('redact-headers') ?? [],
-    tlsCert: get<string | undefined>('tls-cert'),
-    tlsKey: get<string | undefined>('tls-key'),
-    tlsClientCa: get<string | undefined>('tls-client-ca'),
-    tlsReloadMs: get<number>('tls-reload'),
-    drainMs: get<number>('drain'),
-  };
+  return build(get);
 }
 
 /**
@@ -314,10 +210,12 @@ export function parseValue(o: OptionSpec, value: string): Parsed | { problem: st
     case 'path':
       return s === '' || /^\/[\x21-\x7e]*$/.test(s) ? s.replace(/\/+$/, '') : { problem: 'must be empty or an absolute path starting with /' };
     case 'address': {
-      if (o.key === 'http-listen' && s === 'off') return undefined;
+      if (kind.off === true && s === 'off') return undefined;
       const hp = parseHostPort(s, false);
-      return hp ?? { problem: 'must be IP:port (IPv6 as [addr]:port), port 0-65535' };
+      return hp ?? { problem: `must be IP:port (IPv6 as [addr]:port), port 0-65535${kind.off === true ? ', or off' : ''}` };
     }
+    case 'host-port':
+      return parseHostPort(s, true) ?? { problem: `must be host:port, e.g. plugin-daemon-headless.dify.svc.cluster.local:5002` };
     case 'address-list': {
       const parts = s.split(',').map((p) => p.trim()).filter((p) => p !== '');
       const bad = parts.filter((p) => parseHostPort(p, false) === undefined || parseHostPort(p, false)?.port === 0);
@@ -331,7 +229,8 @@ export function parseValue(o: OptionSpec, value: string): Parsed | { problem: st
       if (ms < kind.minMs || ms > kind.maxMs) return { problem: `must be between ${fmtMs(kind.minMs)} and ${fmtMs(kind.maxMs)}` };
       return ms;
     }
-    case 'int': {
+    case 'int':
+    case 'percent': {
       if (!/^-?\d+$/.test(s)) return { problem: `must be a whole number from ${kind.min} to ${kind.max}` };
       const n = Number(s);
       if (n < kind.min || n > kind.max) return { problem: `must be a whole number from ${kind.min} to ${kind.max}` };
@@ -383,37 +282,6 @@ function fmtMs(ms: number): string {
   return `${ms}ms`;
 }
 
-/**
- * `IP:port` or `[v6]:port`; with allowName, a DNS name is accepted as host.
- * Port 0 is accepted (an ephemeral listener, used by tests).
- */
-export function parseHostPort(s: string, allowName: boolean): HostPort | undefined {
-  let host: string;
-  let portText: string;
-  if (s.startsWith('[')) {
-    const end = s.indexOf(']:');
-    if (end < 0) return undefined;
-    host = s.slice(1, end);
-    portText = s.slice(end + 2);
-    if (isIP(host) !== 6) return undefined;
-  } else {
-    const i = s.lastIndexOf(':');
-    if (i <= 0) return undefined;
-    host = s.slice(0, i);
-    portText = s.slice(i + 1);
-    // Names may hold underscores: Docker Compose service names do (Dify's is plugin_daemon).
-    if (isIP(host) !== 4 && !(allowName && /^[a-z0-9_]([a-z0-9_-]{0,62}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,62}[a-z0-9_])?)*\.?$/i.test(host))) return undefined;
-  }
-  if (!/^\d{1,5}$/.test(portText)) return undefined;
-  const port = Number(portText);
-  if (port > 65535) return undefined;
-  return { host, port };
-}
-
-export function formatHostPort(hp: HostPort): string {
-  return isIP(hp.host) === 6 ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
-}
-
 /** `--help` text, generated from the option table. */
 export function helpText(): string {
   return helpFor(OPTIONS, [
@@ -445,3 +313,18 @@ export function helpFor(table: readonly OptionSpec[], intro: readonly string[]):
 export function configFor(flags: RawValues): Config {
   return loadConfig({ flags, env: {}, file: undefined });
 }
+
+/**
+ * Every option at its default, parsed: the one place a default value lives
+ * for code that needs it without a whole configuration (a face given only
+ * tls-* settings, test fixtures). Options without a default are undefined
+ * (lists empty).
+ */
+export const DEFAULTS: Config = (() => {
+  const raw: RawValues = {};
+  for (const o of OPTIONS) if (o.default !== undefined) raw[o.key] = o.default;
+  const problems: string[] = [];
+  const config = build(parseAll(OPTIONS, raw, problems));
+  if (problems.length > 0) throw new GateError('internal', `option table defaults do not parse: ${problems.join('; ')}`);
+  return config;
+})();

@@ -2,15 +2,26 @@
  * Every option of plugin-gate, in one table. The same table drives `--help`,
  * flag / environment / file parsing and validation, so a key is spelt one way
  * everywhere: `--poll-interval`, `PLUGIN_GATE_POLL_INTERVAL`, `poll-interval:`.
+ *
+ * The `Config` type is derived from the table too (see `ConfigOf`): a row's
+ * field is its key in camelCase, with `Ms` after a duration and `Percent`
+ * after a percentage (`poll-interval` → `pollIntervalMs`); its type follows the
+ * kind, and it may be undefined only when the row has no default (lists are
+ * empty instead) or the kind allows "off".
  */
+import type { HostPort } from '../core/address.js';
 import { DAEMON_MAX_RETRY_COUNT } from '../core/daemon.js';
 
 export type OptionKind =
   | { readonly type: 'string' }
-  | { readonly type: 'address' }
+  /** IP:port; with `off`, the word "off" turns the listener off (undefined). */
+  | { readonly type: 'address'; readonly off?: true }
+  /** name:port or IP:port. */
+  | { readonly type: 'host-port' }
   | { readonly type: 'address-list' }
   | { readonly type: 'duration'; readonly minMs: number; readonly maxMs: number }
   | { readonly type: 'int'; readonly min: number; readonly max: number }
+  | { readonly type: 'percent'; readonly min: number; readonly max: number }
   | { readonly type: 'bool' }
   | { readonly type: 'enum'; readonly values: readonly string[] }
   | { readonly type: 'enum-list'; readonly values: readonly string[] }
@@ -28,18 +39,18 @@ export interface OptionSpec {
   readonly help: string;
 }
 
-const ms = (minMs: number, maxMs: number): OptionKind => ({ type: 'duration', minMs, maxMs });
+const ms = (minMs: number, maxMs: number) => ({ type: 'duration', minMs, maxMs }) as const;
 
-export const OPTIONS: readonly OptionSpec[] = [
+export const OPTIONS = [
   // where the gate listens
   { key: 'grpc-listen', kind: { type: 'address' }, default: '0.0.0.0:9191', help: 'gRPC ext_authz (envoy.service.auth.v3) and grpc.health.v1 listener' },
-  { key: 'http-listen', kind: { type: 'address' }, default: '0.0.0.0:9192', help: 'HTTP forward-auth listener (nginx, Traefik, Envoy http_service); "off" disables it' },
+  { key: 'http-listen', kind: { type: 'address', off: true }, default: '0.0.0.0:9192', help: 'HTTP forward-auth listener (nginx, Traefik, Envoy http_service); "off" disables it' },
   { key: 'admin-listen', kind: { type: 'address' }, default: '0.0.0.0:9190', help: 'admin HTTP listener: /healthz /readyz /status /metrics' },
 
   // discovery
   { key: 'discovery', kind: { type: 'enum', values: ['static', 'dns'] }, default: 'static', help: 'how daemon pods are found: the --targets list, or a DNS name re-resolved on an interval' },
   { key: 'targets', kind: { type: 'address-list' }, default: undefined, help: 'static daemon pods, comma-separated IP:port (discovery=static)' },
-  { key: 'dns-name', kind: { type: 'string' }, default: undefined, help: 'host:port of a headless Service with publishNotReadyAddresses (discovery=dns)' },
+  { key: 'dns-name', kind: { type: 'host-port' }, default: undefined, help: 'host:port of a headless Service with publishNotReadyAddresses (discovery=dns)' },
   { key: 'dns-server', kind: { type: 'address' }, default: undefined, help: 'resolver IP:port to ask instead of the system resolvers (discovery=dns)' },
   { key: 'dns-interval', kind: ms(100, 3_600_000), default: '5s', help: 'how often the DNS name is resolved again' },
   { key: 'dns-timeout', kind: ms(50, 60_000), default: '2s', help: 'timeout of one DNS resolution' },
@@ -47,7 +58,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   // status readers
   { key: 'sources', kind: { type: 'enum-list', values: ['metrics', 'health-check', 'ready-check'] }, default: 'metrics,health-check', help: 'status endpoints read on every pod; ready-check needs a daemon with /ready/check' },
   { key: 'poll-interval', kind: ms(100, 600_000), default: '2s', help: 'time between polls of one pod (jittered)' },
-  { key: 'poll-jitter', kind: { type: 'int', min: 0, max: 50 }, default: '10', help: 'poll interval jitter, percent either way' },
+  { key: 'poll-jitter', kind: { type: 'percent', min: 0, max: 50 }, default: '10', help: 'poll interval jitter, percent either way' },
   { key: 'poll-timeout', kind: ms(20, 60_000), default: '1s', help: 'timeout of one status request' },
   { key: 'max-status-bytes', kind: { type: 'int', min: 1024, max: 268_435_456 }, default: '8388608', help: 'largest status body read; a larger one is status_too_large' },
   { key: 'daemon-retry-limit', kind: { type: 'int', min: 1, max: 1000 }, default: String(DAEMON_MAX_RETRY_COUNT), help: "the daemon's launch retry limit: failed launches at or past it mean the plugin gave up" },
@@ -69,7 +80,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'grpc-max-concurrent-streams', kind: { type: 'int', min: 1, max: 100_000 }, default: '1000', help: 'HTTP/2 streams (calls) open at once on one gRPC connection' },
   { key: 'grpc-max-connections', kind: { type: 'int', min: 1, max: 1_000_000 }, default: '1000', help: 'gRPC connections open at once; the listener refuses more' },
   { key: 'grpc-max-connection-idle', kind: ms(1000, 86_400_000), default: '65m', help: "a gRPC connection with no call for this long is closed with a GOAWAY (longer than Envoy's 1 h upstream idle timeout, so Envoy closes first)" },
-  { key: 'max-plugins', kind: { type: 'int', min: 1, max: 100_000 }, default: '2000', help: 'most plugins tracked (and labelled in metrics); more are counted but not labelled' },
+  { key: 'max-plugins', kind: { type: 'int', min: 1, max: 100_000 }, default: '2000', help: 'most plugins tracked (and labelled in metrics) and read from one pod; past it, plugins running somewhere go first and pods take turns; the rest are counted per pod in /status' },
   { key: 'hold-starting', kind: ms(0, 600_000), default: '0s', help: 'hold a plugin request that would be denied plugin_starting or gate_not_ready up to this long, and route it once the plugin is ready (0 = off: deny at once)' },
   { key: 'max-held', kind: { type: 'int', min: 0, max: 1_000_000 }, default: '10000', help: 'most requests held at once (hold-starting); past it a request is denied at once and counted as shed' },
 
@@ -94,6 +105,56 @@ export const OPTIONS: readonly OptionSpec[] = [
 
   // lifecycle
   { key: 'drain', kind: ms(0, 600_000), default: '5s', help: 'on SIGTERM: report NOT_SERVING and keep answering this long before closing' },
-];
+] as const satisfies readonly OptionSpec[];
 
 export const OPTION_KEYS: ReadonlySet<string> = new Set(OPTIONS.map((o) => o.key));
+
+// ------------------------------------------------------------ the Config type
+
+type Camel<S extends string> = S extends `${infer H}-${infer T}` ? `${H}${Capitalize<Camel<T>>}` : S;
+type UnitOf<K extends OptionKind> = K extends { type: 'duration' } ? 'Ms' : K extends { type: 'percent' } ? 'Percent' : '';
+
+/** The Config field of a row: `poll-interval` → `pollIntervalMs`. */
+export type FieldOf<O extends OptionSpec> = `${Camel<O['key']>}${UnitOf<O['kind']>}`;
+
+/** The value a kind parses to (a kind without a case here fails to compile, on purpose). */
+type KindValue<K extends OptionKind> = K extends { type: 'duration' | 'int' | 'percent' | 'fraction' }
+  ? number
+  : K extends { type: 'bool' }
+    ? boolean
+    : K extends { type: 'address' | 'host-port' }
+      ? HostPort
+      : K extends { type: 'enum'; values: readonly (infer V)[] }
+        ? V
+        : K extends { type: 'enum-list'; values: readonly (infer V)[] }
+          ? readonly V[]
+          : K extends { type: 'address-list' | 'header-list' | 'plugin-list' }
+            ? readonly string[]
+            : K extends { type: 'string' | 'path' | 'header-name' }
+              ? string
+              : never;
+
+type IsList<K extends OptionKind> = K extends { type: 'address-list' | 'enum-list' | 'header-list' | 'plugin-list' } ? true : false;
+
+type ValueOf<O extends OptionSpec> =
+  IsList<O['kind']> extends true
+    ? KindValue<O['kind']>
+    : O['default'] extends undefined
+      ? KindValue<O['kind']> | undefined
+      : O['kind'] extends { off: true }
+        ? KindValue<O['kind']> | undefined
+        : KindValue<O['kind']>;
+
+/** The validated configuration of a table: one readonly field per row. */
+export type ConfigOf<T extends readonly OptionSpec[]> = { readonly [O in T[number] as FieldOf<O>]: ValueOf<O> };
+
+/** The field name of a row at run time; the same rule as `FieldOf`. */
+export function fieldOf(o: OptionSpec): string {
+  const camel = o.key.replace(/-([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
+  return camel + (o.kind.type === 'duration' ? 'Ms' : o.kind.type === 'percent' ? 'Percent' : '');
+}
+
+/** Whether a kind holds a list (unset = empty, never undefined). */
+export function isListKind(kind: OptionKind): boolean {
+  return kind.type === 'address-list' || kind.type === 'enum-list' || kind.type === 'header-list' || kind.type === 'plugin-list';
+}

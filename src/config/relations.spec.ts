@@ -1,13 +1,14 @@
 /** Relations between options are configuration errors, one line each (issue: a config that makes healthy plugins flap). */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigError, configFor, type RawValues } from './config.js';
+import { configFor, type RawValues } from './config.js';
+import { GateError } from '../core/errors.js';
 
 function problems(flags: RawValues): string[] {
   try {
     configFor({ targets: '10.0.0.1:5002', ...flags });
   } catch (err) {
-    if (err instanceof ConfigError) return [...err.problems];
+    if (err instanceof GateError && err.code === 'config_invalid') return [...err.problems];
     throw err;
   }
   return [];

@@ -29,10 +29,21 @@ export type ErrorCode = (typeof ERROR_CODES)[number];
 export class GateError extends Error {
   override readonly name = 'GateError';
   readonly code: ErrorCode;
+  /**
+   * One line each, for errors that are a list (a configuration with several bad
+   * keys: one line per key, as the command prints them); else the message alone.
+   */
+  readonly problems: readonly string[];
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; problems?: readonly string[] }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
+    this.problems = options?.problems ?? [message];
+  }
+
+  /** A configuration that cannot run: every problem one line naming the key. */
+  static invalidConfig(problems: readonly string[]): GateError {
+    return new GateError('config_invalid', problems.join('\n'), { problems: [...problems] });
   }
 
   /** A plain object for logs and `/status`: code and message, never a stack. */
@@ -53,11 +64,19 @@ export class GateError extends Error {
   }
 }
 
+/** The `code` a Node, undici or c-ares error carries (`ECONNREFUSED`, `ENOTFOUND`, …), if any. */
+export function errorCodeOf(err: unknown): string | undefined {
+  const c = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+  return typeof c === 'string' ? c : undefined;
+}
+
 /** Node / undici error codes → our codes. */
 function socketCode(err: unknown): ErrorCode | undefined {
   if (typeof err !== 'object' || err === null) return undefined;
-  const raw = (err as { code?: unknown }).code;
+  const raw = errorCodeOf(err);
   const name = (err as { name?: unknown }).name;
+  // llhttp parse errors: whatever answered is not speaking HTTP.
+  if (name === 'HTTPParserError' || raw?.startsWith('HPE_') === true) return 'status_unparseable';
   switch (raw) {
     case 'ECONNREFUSED':
       return 'status_refused';

@@ -7,7 +7,9 @@
  *
  * Flags: --time-scale X (daemon time per real time; default 0.04),
  * --rate N (checks per second; default 40), --duration S (default: until the
- * scenario has settled), --no-tty (print periodic tables instead of redrawing).
+ * scenario has settled), --hold S (hold-starting: daemon seconds a request for a
+ * starting plugin may wait; default off), --no-tty (print periodic tables
+ * instead of redrawing).
  */
 import * as grpc from '@grpc/grpc-js';
 import { configFor } from '../config/config.js';
@@ -23,11 +25,13 @@ interface Args {
   timeScale: number;
   rate: number;
   durationS: number | undefined;
+  /** hold-starting in daemon seconds; 0 = off. */
+  holdS: number;
   tty: boolean;
 }
 
 function parse(argv: readonly string[]): Args {
-  const a: Args = { timeScale: 0.04, rate: 40, durationS: undefined, tty: process.stdout.isTTY === true };
+  const a: Args = { timeScale: 0.04, rate: 40, durationS: undefined, holdS: 0, tty: process.stdout.isTTY === true };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const v = argv[i + 1];
@@ -43,9 +47,10 @@ function parse(argv: readonly string[]): Args {
     if (k === '--time-scale') a.timeScale = num();
     else if (k === '--rate') a.rate = Math.min(2000, num());
     else if (k === '--duration') a.durationS = num();
+    else if (k === '--hold') a.holdS = num();
     else if (k === '--no-tty') a.tty = false;
     else {
-      process.stderr.write(`demo: unknown argument ${k}\nusage: demo [--time-scale X] [--rate N] [--duration S] [--no-tty]\n`);
+      process.stderr.write(`demo: unknown argument ${k}\nusage: demo [--time-scale X] [--rate N] [--duration S] [--hold S] [--no-tty]\n`);
       process.exit(2);
     }
   }
@@ -79,6 +84,8 @@ interface Totals {
   blind200: number;
   blindOther: number;
   errors: number;
+  /** Daemon ms each request served after a wait (hold-starting) waited. */
+  heldServedMs: number[];
   reasons: Map<string, number>;
 }
 
@@ -104,6 +111,7 @@ async function main(): Promise<void> {
     'startup-grace': sec(Math.max(1, 60 * ts)),
     'startup-max': sec(Math.max(5, 1200 * ts)),
     'retry-after': '2s',
+    'hold-starting': args.holdS > 0 ? sec(args.holdS * ts) : '0s',
     'log-level': 'silent',
     'decision-log': 'none',
     drain: '0ms',
@@ -117,7 +125,7 @@ async function main(): Promise<void> {
 
   const plugins = [...scenario.fleet.plugins.map((p) => p.id), scenario.runtimeInstalled];
   const tallies = new Map<string, PluginTally>(plugins.map((p) => [p, { allow: 0, deny: 0, lastReason: '' }]));
-  const totals: Totals = { sent: 0, allowed: 0, denied: 0, gateLanded200: 0, gateLanded404: 0, gateOther: 0, blind404: 0, blind200: 0, blindOther: 0, errors: 0, reasons: new Map() };
+  const totals: Totals = { sent: 0, allowed: 0, denied: 0, gateLanded200: 0, gateLanded404: 0, gateOther: 0, blind404: 0, blind200: 0, blindOther: 0, errors: 0, heldServedMs: [], reasons: new Map() };
   const started = Date.now();
   const settleS = (scenario.settledByMs * ts) / 1000 + 3;
   const durationS = args.durationS ?? settleS;
@@ -137,7 +145,8 @@ async function main(): Promise<void> {
     const blindPod = fleet.pods[rr++ % fleet.pods.length]!;
     const blind = forward(blindPod.address, path, headers);
     const res = await new Promise<CheckAnswer | undefined>((resolve) => {
-      client.Check(req, { deadline: Date.now() + 1000 }, (err, r) => resolve(err === null ? r : undefined));
+      // A held Check waits up to hold-starting: the deadline is that plus a margin, as Envoy's timeout would be.
+      client.Check(req, { deadline: Date.now() + 1000 + args.holdS * ts * 1000 }, (err, r) => resolve(err === null ? r : undefined));
     });
     const blindStatus = await blind;
     if (blindStatus === 404) totals.blind404++;
@@ -162,6 +171,8 @@ async function main(): Promise<void> {
       if (upstream !== undefined) {
         const st = await forward(upstream, path, headers);
         if (st === 200) totals.gateLanded200++;
+        const heldMs = str('held_ms');
+        if (st === 200 && heldMs !== undefined) totals.heldServedMs.push(Number(heldMs) / ts);
         else if (st === 404) totals.gateLanded404++;
         else totals.gateOther++;
       }
@@ -195,7 +206,7 @@ async function main(): Promise<void> {
   }
   await Promise.allSettled([...inflight]);
   draw(args.tty, gate, fleet, tallies, totals, (Date.now() - started) / 1000, ts, durationS);
-  process.stdout.write('\n' + summary(totals, (Date.now() - started) / 1000) + '\n');
+  process.stdout.write('\n' + summary(totals, (Date.now() - started) / 1000, args.holdS) + '\n');
   client.close();
   await gate.close();
   await fleet.close();
@@ -219,7 +230,7 @@ function draw(tty: boolean, gate: RunningGate, fleet: SimFleet, tallies: Map<str
   const lines: string[] = [];
   const daemonS = Math.round(elapsedS / ts);
   lines.push(`plugin-gate demo — ${elapsedS.toFixed(0)}s of ${durationS.toFixed(0)}s (daemon time ${Math.floor(daemonS / 60)}m${String(daemonS % 60).padStart(2, '0')}s)   admin http://127.0.0.1:${gate.adminPort}/status`);
-  lines.push(`checks ${t.sent}   allowed ${t.allowed}   denied ${t.denied}   gRPC errors ${t.errors}`);
+  lines.push(`checks ${t.sent}   allowed ${t.allowed}   denied ${t.denied}   held now ${gate.service.heldCount()}   gRPC errors ${t.errors}`);
   lines.push('');
   const podCells = pods.map((p) => {
     const v = snap.pods.get(p.address);
@@ -240,17 +251,25 @@ function draw(tty: boolean, gate: RunningGate, fleet: SimFleet, tallies: Map<str
   else process.stdout.write(lines.join('\n') + '\n\n');
 }
 
+function heldLine(waits: readonly number[], holdS: number): string {
+  const w = [...waits].sort((a, b) => a - b);
+  const med = w.length === 0 ? 0 : w[Math.floor((w.length - 1) / 2)]!;
+  const s = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+  return `                      held up to ${holdS} s: ${w.length} requests served after waiting for their plugin instead of failing${w.length === 0 ? '' : ` (wait median ${s(med)}, max ${s(w.at(-1)!)}, daemon time)`}`;
+}
+
 function pct(a: number, b: number): string {
   return b === 0 ? '0%' : `${((100 * a) / b).toFixed(1)}%`;
 }
 
-function summary(t: Totals, elapsedS: number): string {
+function summary(t: Totals, elapsedS: number, holdS: number): string {
   const blindTotal = t.blind404 + t.blind200 + t.blindOther;
   const reasons = [...t.reasons].sort((a, b) => b[1] - a[1]).map(([r, n]) => `${r} ${n}`).join(', ');
   return [
     `summary after ${elapsedS.toFixed(0)} s, ${t.sent} requests (${t.sent - Math.floor(t.sent / 10)} plugin dispatches, ${Math.floor(t.sent / 10)} management calls)`,
     `  with plugin-gate:   ${t.allowed} allowed, ${t.denied} denied with 503 + Retry-After + daemon envelope (${reasons})`,
     `                      of the allowed, ${t.gateLanded200} reached a pod running their plugin, ${t.gateLanded404} got "plugin runtime not found" (${pct(t.gateLanded404, t.allowed)})`,
+    holdS > 0 ? heldLine(t.heldServedMs, holdS) : `                      (--hold 30 holds requests for starting plugins up to 30 s instead of denying them)`,
     `  blind round-robin:  ${t.blind404} of ${blindTotal} requests (${pct(t.blind404, blindTotal)}) hit a pod where their plugin was not running and got 404 "no available node, plugin runtime not found"`,
     `                      (${t.blind200} succeeded; without the gate, dify-api gets each of those 404s as a hard error, with no Retry-After)`,
   ].join('\n');

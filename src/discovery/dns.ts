@@ -16,8 +16,9 @@
  *   (appears, clears, or becomes a different one), not on every lookup.
  */
 import { Resolver } from 'node:dns/promises';
-import { formatHostPort, type Config, type HostPort } from '../config/config.js';
-import { GateError } from '../core/errors.js';
+import type { Config } from '../config/config.js';
+import { formatHostPort, type HostPort } from '../core/address.js';
+import { GateError, errorCodeOf } from '../core/errors.js';
 import { Sleeper, systemScheduler, type Scheduler } from '../core/clock.js';
 import { canonicalAddresses, sameAddresses, type Discovery, type DiscoveryListener } from './types.js';
 
@@ -110,7 +111,7 @@ export class DnsDiscovery implements Discovery {
       const records: string[] = [];
       for (const r of [a, aaaa]) {
         if (r.status === 'fulfilled') records.push(...r.value);
-        else if (errCode(r.reason) !== 'ENODATA') {
+        else if (errorCodeOf(r.reason) !== 'ENODATA') {
           // One family failing would hide its pods: the whole answer is unusable.
           return { error: lookupError(name.host, r.reason, timeoutMs) };
         }
@@ -179,13 +180,9 @@ export function dnsDiscoveryFor(
   });
 }
 
-function errCode(err: unknown): string | undefined {
-  const c = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
-  return typeof c === 'string' ? c : undefined;
-}
-
 function lookupError(host: string, err: unknown, timeoutMs: number): GateError {
-  const code = errCode(err);
+  // Every lookup failure is discovery_failed (a DNS ENOTFOUND is not a pod's); the code only picks the words.
+  const code = errorCodeOf(err);
   const why =
     code === 'ECANCELLED' || code === 'ETIMEOUT'
       ? `no answer within ${timeoutMs}ms`

@@ -1,5 +1,5 @@
 /** `discovery=static`: the `--targets` list, reported once. */
-import { formatHostPort, parseHostPort } from '../config/config.js';
+import { formatHostPort, parseHostPort } from '../core/address.js';
 import { canonicalAddresses, type Discovery, type DiscoveryListener } from './types.js';
 
 export class StaticDiscovery implements Discovery {

@@ -22,6 +22,23 @@ describe('FleetTracker', () => {
     assert.equal(tracker.snapshot().complete, true);
   });
 
+  it('a snapshot listener that throws is reported and neither breaks the view nor the other listeners', () => {
+    const errors: GateError[] = [];
+    const tracker = new FleetTracker(trackerDefaults, new ManualScheduler(T0), (e) => errors.push(e));
+    let seen = 0;
+    tracker.onSnapshot(() => {
+      throw new Error('listener bug');
+    });
+    tracker.onSnapshot(() => seen++);
+    tracker.setPods([A]);
+    tracker.ingest(okReport(A, T0, metrics({ 'a/x': { g: 1 } }, OLD)));
+    assert.equal(seen, 2);
+    assert.equal(errors.length, 2);
+    assert.equal(errors[0]?.code, 'internal');
+    assert.equal(errors[0]?.message, 'listener bug');
+    assert.equal(tracker.snapshot().pods.get(A)?.state, 'live');
+  });
+
   it('is not complete before discovery has answered at all; an answered empty discovery is', () => {
     const tracker = new FleetTracker(trackerDefaults, new ManualScheduler(T0));
     assert.equal(tracker.snapshot().complete, false);
@@ -45,7 +62,8 @@ describe('FleetTracker', () => {
     assert.deepEqual(tracker.snapshot().plugins.get('a/x')?.readyPods, [A, B]);
     for (let i = 1; i <= 2; i++) {
       clock.advance(1_000);
-      tracker.ingest(failReport(B, clock.now()));
+      // Timeouts and resets may be a passing hiccup: they count.
+      tracker.ingest(failReport(B, clock.now(), i === 1 ? 'status_reset' : 'status_timeout'));
       assert.equal(tracker.snapshot().pods.get(B)?.state, 'live', `after ${i} failures`);
     }
     clock.advance(1_000);
@@ -55,6 +73,65 @@ describe('FleetTracker', () => {
     assert.equal(snap.pods.get(B)?.lastError?.code, 'status_timeout');
     assert.deepEqual(snap.plugins.get('a/x')?.readyPods, [A]);
     assert.deepEqual(snap.livePods.map((p) => p.address), [A]);
+  });
+
+  it('P2a a poll refused at connect makes the pod unreachable at once, whatever the other sources did', () => {
+    const { tracker, clock } = newTracker([A, B]);
+    tracker.ingest(okReport(A, T0, metrics({ 'a/x': { g: 1 } }, OLD)));
+    tracker.ingest(okReport(B, T0, metrics({ 'a/x': { g: 1 } }, OLD)));
+    clock.advance(500);
+    // Metrics refused, health timed out: something refused, so nothing listens there.
+    const refused = failReport(B, clock.now(), 'status_refused');
+    tracker.ingest({ ...refused, health: failReport(B, clock.now(), 'status_timeout').health! });
+    let snap = tracker.snapshot();
+    assert.equal(snap.pods.get(B)?.state, 'unreachable');
+    assert.equal(snap.pods.get(B)?.consecutiveFailures, 1);
+    assert.equal(snap.pods.get(B)?.lastError?.code, 'status_refused');
+    assert.deepEqual(snap.plugins.get('a/x')?.readyPods, [A]);
+    // A later timeout (the node is gone too) does not make it reachable again.
+    clock.advance(500);
+    tracker.ingest(failReport(B, clock.now(), 'status_timeout'));
+    snap = tracker.snapshot();
+    assert.equal(snap.pods.get(B)?.state, 'unreachable');
+    assert.equal(snap.pods.get(B)?.lastError?.code, 'status_timeout');
+    // A partial answer is an answer: a refused source there changes nothing.
+    clock.advance(500);
+    tracker.ingest(okReport(A, clock.now(), metrics({ 'a/x': { g: 1 } }, OLD)));
+    const partial = okReport(A, clock.now(), metrics({ 'a/x': { g: 1 } }, OLD));
+    tracker.ingest({ ...partial, health: failReport(A, clock.now(), 'status_refused').health! });
+    assert.equal(tracker.snapshot().pods.get(A)?.state, 'live');
+  });
+
+  it('P2b a pod that refused connections and answers again is a new process: new start time, start-up rules again', () => {
+    const { tracker, clock } = newTracker([A], { startupGraceMs: 60_000 });
+    // No process_start_time_seconds: the gate knows the process only by when it first answered.
+    const ready = { ready: false, reason: 'plugins_starting', detail: { missing: [], failed: [], expected: 1, running: 0, maxRetries: 3 } };
+    tracker.ingest(okReport(A, T0, metrics({ 'a/x': { g: 1 } }, undefined), ready));
+    clock.advance(120_000);
+    tracker.ingest(okReport(A, clock.now(), metrics({ 'a/x': { g: 1 }, 'a/y': { g: 0, f: 4 } }, undefined)));
+    let pod = tracker.snapshot().pods.get(A)!;
+    assert.equal(pod.inStartup, false, 'past start-up-grace, nothing launching');
+    assert.equal(pod.plugins.get('a/y')?.state, 'failed', 'the learned limit of 3 applies');
+    tracker.ingest(failReport(A, clock.now(), 'status_refused'));
+    assert.equal(tracker.snapshot().pods.get(A)?.state, 'unreachable');
+    clock.advance(3_000);
+    const back = clock.now();
+    tracker.ingest(okReport(A, back, metrics({ 'a/x': { g: 0.5 }, 'a/y': { g: 0, f: 4 } }, undefined)));
+    pod = tracker.snapshot().pods.get(A)!;
+    assert.equal(pod.state, 'live');
+    assert.equal(pod.consecutiveFailures, 0);
+    assert.equal(pod.inStartup, true, 'a new process is in start-up again (S1 from the time it came back)');
+    assert.equal(pod.plugins.get('a/x')?.state, 'starting');
+    assert.equal(pod.plugins.get('a/y')?.state, 'starting', 'the old process\'s retry limit is forgotten (default 15)');
+    assert.deepEqual(tracker.snapshot().plugins.get('a/x')?.readyPods, []);
+    clock.advance(60_001);
+    tracker.ingest(okReport(A, clock.now(), metrics({ 'a/x': { g: 0.5 }, 'a/y': { g: 0, f: 4 } }, undefined)));
+    assert.equal(tracker.snapshot().pods.get(A)?.inStartup, true, 'past the grace from its return, still launching a/x');
+    // A timeout, unlike a refusal, proves no exit: the same process keeps what was learned.
+    tracker.ingest(okReport(A, clock.now(), metrics({ 'a/x': { g: 1 } }, T0)));
+    tracker.ingest(failReport(A, clock.now(), 'status_timeout'));
+    tracker.ingest(okReport(A, clock.now(), metrics({ 'a/x': { g: 1 } }, T0)));
+    assert.equal(tracker.snapshot().pods.get(A)?.startedAt, T0);
   });
 
   it('P3 a pod with no good metrics within stale-after is stale; decisions also see freshUntil', () => {

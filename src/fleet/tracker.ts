@@ -4,7 +4,7 @@
  * immutable snapshot and swaps it in. Readers only ever hold a snapshot.
  */
 import type { Clock } from '../core/clock.js';
-import type { GateError } from '../core/errors.js';
+import { GateError } from '../core/errors.js';
 import type { PluginId } from '../core/plugin-id.js';
 import type { MetricsData, PodReport, ReadyData } from '../status/types.js';
 import { pluginOnPod, pluginsOf, podInStartup, startupSignal, type PodData, type RuleConfig } from './rules.js';
@@ -26,6 +26,12 @@ interface PodRecord {
   lastReportAt: number | undefined;
   lastSuccessAt: number | undefined;
   lastError: GateError | undefined;
+  /**
+   * Set when a poll got no answer and some source was refused at connect: nothing
+   * listens, the daemon process is gone. Cleared by the next answer, which is then
+   * a new process (see `newProcess`).
+   */
+  refusedAt: number | undefined;
   metrics: MetricsData | undefined;
   metricsAt: number | undefined;
   ready: ReadyData | undefined;
@@ -76,10 +82,14 @@ export class FleetTracker {
   private order: string[] | undefined;
   /** Plugin sightings past max-plugins in the latest snapshot: counted, never indexed or labelled. */
   droppedPlugins = 0;
+  /** The same, per pod (pods with none are absent): shown in /status. */
+  droppedByPod: ReadonlyMap<string, number> = new Map();
 
   constructor(
     private readonly cfg: TrackerConfig,
     private readonly clock: Clock,
+    /** Gets what a snapshot listener throws (background work never throws). */
+    private readonly onListenerError: (error: GateError) => void = () => undefined,
   ) {
     this.current = this.build([]);
   }
@@ -120,20 +130,23 @@ export class FleetTracker {
     if (rec === undefined || rec.removedAt !== undefined) return; // a late answer from a pod already gone
     rec.polls += 1;
     rec.lastReportAt = report.at;
+    // A pod that refused connections and answers again runs a new daemon process,
+    // even one that does not publish process_start_time_seconds.
+    if (rec.refusedAt !== undefined && (report.metrics?.ok === true || report.ready?.ok === true || report.health?.ok === true)) {
+      newProcess(rec, report.at);
+    }
     let answered = false;
+    let refused = false;
     let firstError: GateError | undefined;
     const note = (e: GateError): void => {
       firstError ??= e;
+      if (e.code === 'status_refused') refused = true;
     };
     if (report.metrics !== undefined) {
       if (report.metrics.ok) {
         answered = true;
         const m = report.metrics.data;
-        if (rec.metrics !== undefined && m.processStartMs !== rec.metrics.processStartMs) {
-          // A new daemon process: nothing learned about the old one holds.
-          rec.learnedMaxRetries = undefined;
-          rec.series.clear();
-        }
+        if (rec.metrics !== undefined && m.processStartMs !== rec.metrics.processStartMs) newProcess(rec, report.at);
         if (rec.metrics === undefined || m.processStartMs !== rec.metrics.processStartMs) {
           rec.startAheadSeenAt = m.processStartMs !== undefined && m.processStartMs > report.at ? report.at : undefined;
         }
@@ -163,6 +176,9 @@ export class FleetTracker {
       rec.lastSuccessAt = report.at;
     } else {
       rec.consecutiveFailures += 1;
+      // Refused at connect: nothing listens at the address, the process has exited
+      // (a timeout or a reset may be a passing hiccup, so those keep the counting rule).
+      if (refused) rec.refusedAt ??= report.at;
     }
     // Keep the last error even after a partial success: /status shows why a source is failing.
     rec.lastError = firstError;
@@ -181,21 +197,28 @@ export class FleetTracker {
     this.swap();
   }
 
-  /** Capped at max-plugins: plugins past the cap are counted, not indexed. */
+  /**
+   * Capped at max-plugins: plugins past the cap are counted per pod, not
+   * indexed. Which plugins get in must not depend on which pod sorts first (one
+   * pod reporting thousands of series once hid every other pod's plugins), so:
+   * first every plugin ready, starting or failed on some live pod, then the
+   * rest (absent, or only on pods that are not live); within each tier the pods
+   * take turns, one plugin each per round.
+   */
   private buildIndex(pods: ReadonlyMap<string, PodView>): Map<PluginId, PluginView> {
-    let unindexed = 0;
+    const admitted = admitPlugins(pods, this.cfg.maxPlugins);
     const byPlugin = new Map<PluginId, { ready: string[]; starting: string[]; failed: string[] }>();
+    for (const id of admitted) byPlugin.set(id, { ready: [], starting: [], failed: [] });
+    let unindexed = 0;
+    const droppedByPod = new Map<string, number>();
     for (const pod of pods.values()) {
       const isLive = pod.state === 'live';
+      let dropped = 0;
       for (const [id, p] of pod.plugins) {
-        let b = byPlugin.get(id);
+        const b = byPlugin.get(id);
         if (b === undefined) {
-          if (byPlugin.size >= this.cfg.maxPlugins) {
-            unindexed++;
-            continue;
-          }
-          b = { ready: [], starting: [], failed: [] };
-          byPlugin.set(id, b);
+          dropped++;
+          continue;
         }
         // Plugins on pods that are not live are listed (in /status) but never counted as anywhere.
         if (!isLive) continue;
@@ -203,8 +226,11 @@ export class FleetTracker {
         else if (p.state === 'starting') b.starting.push(pod.address);
         else if (p.state === 'failed') b.failed.push(pod.address);
       }
+      if (dropped > 0) droppedByPod.set(pod.address, dropped);
+      unindexed += dropped;
     }
     this.droppedPlugins = unindexed;
+    this.droppedByPod = droppedByPod;
     const out = new Map<PluginId, PluginView>();
     for (const [id, b] of byPlugin) {
       out.set(id, { id, readyPods: b.ready, startingPods: b.starting, failedPods: b.failed });
@@ -249,8 +275,13 @@ export class FleetTracker {
     for (const l of this.listeners) {
       try {
         l(this.current, changes);
-      } catch {
-        // A listener (log, metrics) must never break the view.
+      } catch (err) {
+        // A listener (log, metrics) must never break the view; its failure is reported, once per throw.
+        try {
+          this.onListenerError(GateError.from(err));
+        } catch {
+          // nowhere left to report to
+        }
       }
     }
   }
@@ -325,6 +356,7 @@ export class FleetTracker {
           consecutiveFailures: rec.consecutiveFailures,
           lastError: rec.lastError,
           plugins: plugins.size === 0 ? EMPTY_PLUGINS : plugins,
+          droppedSeries: rec.metrics?.droppedSeries ?? 0,
         };
         rec.cached = { polls: rec.polls, readyFresh, view };
         if (prev !== undefined) diffPod(prev.pods.get(address), view, changes);
@@ -346,6 +378,7 @@ export class FleetTracker {
       startupPods: startup,
       plugins,
       discoveryError: this.discoveryError,
+      droppedPlugins: this.droppedByPod,
     };
   }
 }
@@ -398,6 +431,7 @@ function newRecord(address: string, now: number): PodRecord {
     lastReportAt: undefined,
     lastSuccessAt: undefined,
     lastError: undefined,
+    refusedAt: undefined,
     metrics: undefined,
     metricsAt: undefined,
     ready: undefined,
@@ -414,13 +448,34 @@ function newRecord(address: string, now: number): PodRecord {
 }
 
 /**
- * removed: gone from discovery. unreachable: N polls in a row got no answer from
- * any source. stale: no good plugin data (metrics) within the bound, including a
- * pod never read yet. live: otherwise.
+ * The daemon process at this address was replaced (it refused connections and
+ * answers again, or its process_start_time_seconds changed): nothing learned
+ * about the old process holds. Its start time is the new process's, else the
+ * time it answered again, so the start-up rules apply afresh.
  */
-export function podState(rec: Pick<PodRecord, 'removedAt' | 'consecutiveFailures' | 'metricsAt'>, cfg: TrackerConfig, now: number): PodState {
+function newProcess(rec: PodRecord, at: number): void {
+  rec.firstSeenAt = at;
+  rec.refusedAt = undefined;
+  rec.metrics = undefined;
+  rec.metricsAt = undefined;
+  rec.ready = undefined;
+  rec.readyAt = undefined;
+  rec.version = undefined;
+  rec.platform = undefined;
+  rec.learnedMaxRetries = undefined;
+  rec.startAheadSeenAt = undefined;
+  rec.series.clear();
+}
+
+/**
+ * removed: gone from discovery. unreachable: the last poll was refused at
+ * connect (nothing listens), or N polls in a row got no answer from any source.
+ * stale: no good plugin data (metrics) within the bound, including a pod never
+ * read yet. live: otherwise.
+ */
+export function podState(rec: Pick<PodRecord, 'removedAt' | 'consecutiveFailures' | 'metricsAt' | 'refusedAt'>, cfg: TrackerConfig, now: number): PodState {
   if (rec.removedAt !== undefined) return 'removed';
-  if (rec.consecutiveFailures >= cfg.unreachableAfter) return 'unreachable';
+  if (rec.refusedAt !== undefined || rec.consecutiveFailures >= cfg.unreachableAfter) return 'unreachable';
   if (rec.metricsAt === undefined || now - rec.metricsAt > cfg.staleAfterMs) return 'stale';
   return 'live';
 }
@@ -518,6 +573,54 @@ function patchIndex(prev: PluginIndex, changed: readonly string[], pods: Readonl
     }
   }
   return { plugins, basis, refs };
+}
+
+/**
+ * Which plugins the index holds when their number passes `cap`: plugins
+ * running somewhere (ready, starting or failed on a live pod) before the rest,
+ * and within each tier the pods in turn, so no pod can crowd out another.
+ * Without a cap problem (the usual case) everything is admitted at once.
+ */
+export function admitPlugins(pods: ReadonlyMap<string, PodView>, cap: number): Set<PluginId> {
+  const all = new Set<PluginId>();
+  for (const pod of pods.values()) for (const id of pod.plugins.keys()) all.add(id);
+  if (all.size <= cap) return all;
+  const admitted = new Set<PluginId>();
+  const running = new Set<PluginId>();
+  const tiers: PluginId[][][] = [[], []];
+  for (const pod of pods.values()) {
+    const live = pod.state === 'live';
+    const mine: PluginId[] = [];
+    for (const [id, p] of pod.plugins) {
+      if (live && p.state !== 'absent') {
+        mine.push(id);
+        running.add(id);
+      }
+    }
+    tiers[0]!.push(mine);
+  }
+  for (const pod of pods.values()) {
+    const rest: PluginId[] = [];
+    for (const id of pod.plugins.keys()) if (!running.has(id)) rest.push(id);
+    tiers[1]!.push(rest);
+  }
+  for (const lists of tiers) {
+    const next = lists.map(() => 0);
+    let progress = true;
+    while (progress && admitted.size < cap) {
+      progress = false;
+      for (let i = 0; i < lists.length && admitted.size < cap; i++) {
+        const list = lists[i]!;
+        // This pod's next plugin not admitted yet (another pod may have brought it in).
+        while (next[i]! < list.length && admitted.has(list[next[i]!]!)) next[i]!++;
+        if (next[i]! < list.length) {
+          admitted.add(list[next[i]!++]!);
+          progress = true;
+        }
+      }
+    }
+  }
+  return admitted;
 }
 
 function insertSorted(list: string[], address: string): void {

@@ -37,6 +37,8 @@ export interface PodView {
   readonly consecutiveFailures: number;
   readonly lastError: GateError | undefined;
   readonly plugins: ReadonlyMap<PluginId, PluginOnPod>;
+  /** Series past max-plugins in the pod's last metrics body, not read (a per-pod bound). */
+  readonly droppedSeries: number;
 }
 
 export interface PluginView {
@@ -66,4 +68,9 @@ export interface FleetSnapshot {
   readonly startupPods: readonly PodView[];
   readonly plugins: ReadonlyMap<PluginId, PluginView>;
   readonly discoveryError: GateError | undefined;
+  /**
+   * Per pod with any: how many of the plugins it reports are past max-plugins
+   * (kept in its own view, but not indexed, so decided as unknown).
+   */
+  readonly droppedPlugins: ReadonlyMap<string, number>;
 }

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { GateError } from '../core/errors.js';
-import { MAX_PEM_BYTES, TlsSource, tlsFileProblems, type TlsFiles, type TlsLogger } from './tls.js';
+import { TlsSource, type TlsLogger } from './tls.js';
+import { MAX_PEM_BYTES, tlsFileProblems, type TlsFiles } from '../tls/files.js';
 import { TestPki, type CertFiles } from '../../test/support/certs.js';
 
 interface Line {

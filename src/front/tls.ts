@@ -18,7 +18,7 @@
  * warning, once per distinct broken content.
  */
 import type { experimental } from '@grpc/grpc-js';
-import type { Config } from '../config/config.js';
+import { DEFAULTS } from '../config/config.js';
 import { systemScheduler, type Scheduler, type TimerHandle } from '../core/clock.js';
 import { GateError } from '../core/errors.js';
 import type { FrontLogger } from './service.js';
@@ -32,14 +32,10 @@ import {
   type TlsConfig,
   type TlsFiles,
   type TlsMaterial,
-} from '../config/tls-files.js';
-
-export { MAX_PEM_BYTES, parseTlsMaterial, secureContextOptions, tlsFileProblems, tlsFilesOf, type CertInfo, type TlsConfig, type TlsFiles, type TlsMaterial } from '../config/tls-files.js';
+} from '../tls/files.js';
 
 /** Bound on one re-read of the files (a hung network filesystem must not stall reloads forever). */
 const READ_TIMEOUT_MS = 5_000;
-/** tls-reload's default, for a face given tls-* settings without tls-reload. */
-const DEFAULT_RELOAD_MS = 30_000;
 
 
 // ------------------------------------------------------------------ reloading
@@ -255,5 +251,5 @@ export function tlsForFace(
   if (shared !== undefined) return { tls: shared, owned: false };
   const files = tlsFilesOf(config);
   if (files === undefined) return { tls: undefined, owned: false };
-  return { tls: TlsSource.open(files, { reloadMs: config.tlsReloadMs ?? DEFAULT_RELOAD_MS, logger: tlsLogger(logger), scheduler }), owned: true };
+  return { tls: TlsSource.open(files, { reloadMs: config.tlsReloadMs ?? DEFAULTS.tlsReloadMs, logger: tlsLogger(logger), scheduler }), owned: true };
 }

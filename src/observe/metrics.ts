@@ -15,13 +15,18 @@ import { HOLD_OUTCOMES, type HoldOutcome } from '../app/hold.js';
 
 export type Face = 'grpc' | 'http';
 
+/** Where background work runs: the label set of plugin_gate_background_errors_total. */
+export type BackgroundSource = 'poller' | 'discovery' | 'tracker' | 'ticker';
+
 export class GateMetrics {
   readonly registry = new client.Registry();
   private readonly decisionChildren = new Map<string, client.Counter.Internal>();
   private readonly latency: client.Histogram;
   private readonly pollCount: PollCounter;
   private readonly discoveryErrors: client.Counter;
+  private readonly backgroundErrors: client.Counter<'source' | 'code'>;
   private readonly logSuppressed: client.Counter;
+  private readonly connectionLosses: client.Counter;
   private readonly holdOutcomes = new Map<HoldOutcome, client.Counter.Internal>();
   private readonly holdWait: client.Histogram;
   private heldNow: () => number = () => 0;
@@ -51,6 +56,11 @@ export class GateMetrics {
       help: 'Decision log lines dropped by decision-log-rate (the decisions themselves are counted above).',
       registers: [this.registry],
     });
+    this.connectionLosses = new client.Counter({
+      name: 'plugin_gate_connection_losses_total',
+      help: 'Status connections a daemon pod closed (FIN or RST); each asks for a poll of that pod at once (rate-limited per pod).',
+      registers: [this.registry],
+    });
     const outcomes = new client.Counter({
       name: 'plugin_gate_hold_outcomes_total',
       help: 'Held requests (hold-starting) by how the wait ended: released (allowed), denied (the plugin failed or lost its pods), expired, shed (max-held), cancelled (caller gone), drained.',
@@ -73,6 +83,12 @@ export class GateMetrics {
       collect() {
         this.set(held());
       },
+    });
+    this.backgroundErrors = new client.Counter({
+      name: 'plugin_gate_background_errors_total',
+      help: 'Failures of background work that were caught and survived, by where (poller, discovery, tracker, ticker) and error code.',
+      labelNames: ['source', 'code'],
+      registers: [this.registry],
     });
     this.discoveryErrors = new client.Counter({
       name: 'plugin_gate_discovery_errors_total',
@@ -171,8 +187,17 @@ export class GateMetrics {
     this.logSuppressed.inc(n);
   }
 
+  connectionLost(): void {
+    this.connectionLosses.inc();
+  }
+
   discoveryError(): void {
     this.discoveryErrors.inc();
+  }
+
+  /** A failure of background work (see BackgroundErrors), by where it happened and its code: both bounded sets. */
+  backgroundError(source: BackgroundSource, code: ErrorCode): void {
+    this.backgroundErrors.inc({ source, code });
   }
 
   /**

@@ -2,7 +2,9 @@
  * `plugin-gate probe …`: the sidecar command. Same exit codes as the gate:
  * 0 ok, 1 runtime failure (e.g. the port in use), 2 bad configuration.
  */
-import { ConfigError, formatHostPort, helpFor } from '../config/config.js';
+import { helpFor } from '../config/config.js';
+import { formatHostPort } from '../core/address.js';
+import { GateError } from '../core/errors.js';
 import { boolKeys, parseArgs } from '../cli/args.js';
 import { loadProbeConfig, type ProbeConfig } from './config.js';
 import { PROBE_OPTIONS } from './options.js';
@@ -41,10 +43,10 @@ export async function probeMain(argv: readonly string[]): Promise<number> {
   }
   let config: ProbeConfig;
   try {
-    if (args.problems.length > 0) throw new ConfigError(args.problems);
+    if (args.problems.length > 0) throw GateError.invalidConfig(args.problems);
     config = loadProbeConfig({ flags: args.flags, env: process.env, file: args.configFile ?? process.env['PLUGIN_GATE_CONFIG'] });
   } catch (err) {
-    if (err instanceof ConfigError) {
+    if (err instanceof GateError && err.code === 'config_invalid') {
       for (const p of err.problems) process.stderr.write(`plugin-gate probe: config: ${p}\n`);
       return 2;
     }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError } from '../config/config.js';
+import { GateError } from '../core/errors.js';
 import { loadProbeConfig, probeConfigFor } from './config.js';
 import { PROBE_OPTIONS, PROBE_OWN_OPTIONS, PROBE_SHARED_KEYS } from './options.js';
 import { OPTIONS } from '../config/options.js';
@@ -12,10 +12,10 @@ function problems(fn: () => unknown): string[] {
   try {
     fn();
   } catch (err) {
-    if (err instanceof ConfigError) return [...err.problems];
+    if (err instanceof GateError && err.code === 'config_invalid') return [...err.problems];
     throw err;
   }
-  assert.fail('expected a ConfigError');
+  assert.fail('expected a config_invalid GateError');
 }
 
 describe('probe configuration', () => {

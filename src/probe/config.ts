@@ -3,7 +3,9 @@
  * file, defaults), the same value rules and the same cross-checks as the gate,
  * over the probe's own option table.
  */
-import { ConfigError, mergeLayers, parseAll, pollingProblems, type HostPort, type Sources } from '../config/config.js';
+import { mergeLayers, parseAll, pollingProblems, type Sources } from '../config/config.js';
+import type { HostPort } from '../core/address.js';
+import { GateError } from '../core/errors.js';
 import type { PluginId } from '../core/plugin-id.js';
 import type { SourceName } from '../status/types.js';
 import type { TrackerConfig } from '../fleet/tracker.js';
@@ -30,7 +32,7 @@ export interface ProbeConfig extends ReadinessPolicy {
   readonly logBufferBytes: number;
 }
 
-/** Throws ConfigError listing every problem, one line each, naming the key. */
+/** Throws GateError config_invalid listing every problem, one line each, naming the key. */
 export function loadProbeConfig(sources: Sources): ProbeConfig {
   const problems: string[] = [];
   const raw = mergeLayers(PROBE_OPTIONS, sources, problems, gateOnly);
@@ -39,7 +41,7 @@ export function loadProbeConfig(sources: Sources): ProbeConfig {
   const target = get<HostPort | undefined>('target');
   if (raw['target'] === undefined) problems.push('target: (unset) is required: the daemon to watch, IP:port (127.0.0.1:5002 in its pod)');
   else if (target !== undefined && target.port === 0) problems.push(`target: ${JSON.stringify(raw['target'])} needs a non-zero port`);
-  if (problems.length > 0 || target === undefined) throw new ConfigError(problems);
+  if (problems.length > 0 || target === undefined) throw GateError.invalidConfig(problems);
   const config: ProbeConfig = {
     target: target.host.includes(':') ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`,
     listen: get<HostPort>('listen'),
@@ -63,7 +65,7 @@ export function loadProbeConfig(sources: Sources): ProbeConfig {
     logBufferBytes: get<number>('log-buffer-bytes'),
   };
   problems.push(...pollingRelationProblems(config));
-  if (problems.length > 0) throw new ConfigError(problems);
+  if (problems.length > 0) throw GateError.invalidConfig(problems);
   return config;
 }
 

@@ -5,7 +5,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { HostPort } from '../config/config.js';
+import type { HostPort } from '../core/address.js';
 import { closeServer, listenOn } from '../admin/server.js';
 import { podJson } from '../admin/status.js';
 import type { PodView } from '../fleet/types.js';

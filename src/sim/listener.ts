@@ -26,6 +26,9 @@ export class SimListener {
 
   constructor(private readonly opts: SimListenerOptions) {
     const server = http.createServer(opts.onRequest);
+    // The daemon's Go http.Server sets no IdleTimeout: idle keep-alives stay open until
+    // the process exits (Node would close them after 5 s and say so in a Keep-Alive header).
+    server.keepAliveTimeout = 0;
     server.on('connection', (socket: Socket) => {
       if (!opts.want()) {
         socket.destroy();

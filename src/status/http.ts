@@ -2,18 +2,27 @@
  * The one HTTP client of the status readers: a keep-alive undici Agent shared
  * by every pod and source, and `getText`, a bounded GET.
  *
+ * The pooled keep-alive connections double as a watch on each pod: the daemon
+ * (Go net/http, no idle timeout) never closes an idle one, so a close from the
+ * pod's side means its process exited (or a proxy in front of it closed the
+ * connection). `onConnectionLost` reports those closes, and only those: closes
+ * of the gate's own making (idle timeout, aborted read, shutdown) are not losses.
+ *
  * Every request is bounded three ways: a total deadline (connect + headers +
  * body + one redirect), the Agent's own per-phase timeouts (undici's defaults
  * are 300 s, far too long for a poll), and a body-size cap that stops reading as
  * soon as it is passed. Every failure leaves as a GateError with a status_* code.
  */
 import { Agent, request } from 'undici';
-import { GateError, type ErrorCode } from '../core/errors.js';
+import { GateError, errorCodeOf, type ErrorCode } from '../core/errors.js';
 
 export interface StatusHttpOptions {
   /** Upper bound of connect, headers and body phases; the per-request deadline is usually shorter. */
   readonly timeoutMs: number;
-  /** How long an idle keep-alive socket is kept. Polls come every ~2 s, so a few intervals is enough. */
+  /**
+   * How long an idle keep-alive socket is kept. Longer than the poll interval, so
+   * each pod keeps an open connection between polls (the loss watch needs one).
+   */
   readonly keepAliveMs?: number;
   /** Sockets per pod: one per concurrently read source is enough. */
   readonly connectionsPerPod?: number;
@@ -43,9 +52,13 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 /** A body we only throw away (error page, redirect) is drained up to this much, then the socket is dropped. */
 const DISCARD_LIMIT = 16 * 1024;
 
+/** `address` is the pod's `IP:port` as the readers were given it; `code` says how the connection ended. */
+export type ConnectionLostListener = (address: string, code: ErrorCode) => void;
+
 export class StatusHttp {
   private readonly agent: Agent;
   private closed = false;
+  private readonly lossListeners: ConnectionLostListener[] = [];
 
   constructor(options: StatusHttpOptions) {
     const t = Math.max(1, Math.round(options.timeoutMs));
@@ -59,6 +72,30 @@ export class StatusHttp {
       connections: options.connectionsPerPod ?? 4,
       pipelining: 1,
     });
+    this.agent.on('disconnect', (origin: unknown, _targets: unknown, err: unknown) => this.onDisconnect(origin, err));
+  }
+
+  /**
+   * Calls `listener` whenever a pod closes one of the pooled connections (FIN
+   * or RST). The listener must not throw; it runs inside the socket's close.
+   */
+  onConnectionLost(listener: ConnectionLostListener): void {
+    this.lossListeners.push(listener);
+  }
+
+  private onDisconnect(origin: unknown, err: unknown): void {
+    if (this.closed || this.lossListeners.length === 0) return;
+    const code = closedByPeer(err);
+    if (code === undefined) return;
+    const address = addressOf(origin);
+    if (address === undefined) return;
+    for (const l of this.lossListeners) {
+      try {
+        l(address, code);
+      } catch {
+        // A listener's bug must not break undici's socket bookkeeping.
+      }
+    }
   }
 
   /**
@@ -186,15 +223,36 @@ function redirectTarget(from: URL, location: string | string[] | undefined): URL
   return next.origin === from.origin ? next : undefined;
 }
 
+/**
+ * How undici reports the end of a socket (the error of its 'disconnect' event):
+ * `other side closed` (UND_ERR_SOCKET) is a FIN from the pod, ECONNRESET/EPIPE
+ * an RST. Everything else is the gate's own doing: UND_ERR_INFO (idle timeout,
+ * `Connection: close` honoured), aborts (a poll timed out or was dropped),
+ * timeouts, a destroyed or closed agent, a parse error. Those are not losses.
+ */
+function closedByPeer(err: unknown): ErrorCode | undefined {
+  // UND_ERR_CLOSED is the gate's own agent closing; GateError.from (the one mapping of socket errors) counts it as a reset too.
+  if (errorCodeOf(err) === 'UND_ERR_CLOSED') return undefined;
+  const code = GateError.from(err).code;
+  return code === 'status_reset' ? code : undefined;
+}
+
+/** undici's origin (a URL) → `host:port` as the readers build URLs from it (`baseUrl`). */
+function addressOf(origin: unknown): string | undefined {
+  let url: URL;
+  try {
+    url = origin instanceof URL ? origin : new URL(String(origin));
+  } catch {
+    return undefined;
+  }
+  // WHATWG URLs drop a default port: put it back (an address always carries one).
+  const port = url.port !== '' ? url.port : url.protocol === 'https:' ? '443' : '80';
+  return `${url.hostname}:${port}`;
+}
+
+/** Our own deadline or abort says what happened better than the error it caused; anything else is mapped in GateError.from. */
 function mapError(err: unknown, timedOut: boolean, aborted: boolean, timeoutMs: number): GateError {
   if (timedOut) return new GateError('status_timeout', `no complete answer within ${timeoutMs}ms`, { cause: err });
   if (aborted) return new GateError('status_timeout', 'read aborted', { cause: err });
-  if (err instanceof GateError) return err;
-  const { code, name } = typeof err === 'object' && err !== null ? (err as { code?: unknown; name?: unknown }) : {};
-  // llhttp parse errors: whatever answered is not speaking HTTP.
-  if (name === 'HTTPParserError' || (typeof code === 'string' && code.startsWith('HPE_'))) {
-    return new GateError('status_unparseable', `answer is not HTTP: ${(err as Error).message}`, { cause: err });
-  }
-  const fallback: ErrorCode = 'status_unreachable';
-  return GateError.from(err, fallback);
+  return GateError.from(err, 'status_unreachable');
 }

@@ -269,4 +269,101 @@ describe('Poller', () => {
     assert.equal(reads.calls.length, 0);
     await poller.stop();
   });
+  describe('connectionLost', () => {
+    const A = '10.0.0.1:5002';
+    const B = '10.0.0.2:5002';
+
+    it('polls that pod at once, with no timer firing and no time passing, and only that pod', async () => {
+      const { sched, reads, poller } = setup({ lossPollGapMs: 500 });
+      poller.setTargets([A, B]);
+      await settle();
+      assert.deepEqual([reads.count(A), reads.count(B)], [1, 1]);
+      poller.connectionLost(A);
+      await settle();
+      assert.deepEqual([reads.count(A), reads.count(B)], [2, 1]);
+      assert.equal(sched.now(), 0);
+      // The interval starts again after that read: the next regular poll is a full interval away.
+      assert.deepEqual(sched.delays(), [1000, 1000]);
+      poller.connectionLost('10.9.9.9:5002'); // not a target: ignored
+      await settle();
+      assert.equal(reads.calls.length, 3);
+      await poller.stop();
+    });
+
+    it('rate-limits per pod: losses inside the gap are polled once, when the gap ends', async () => {
+      const { sched, reads, poller } = setup({ lossPollGapMs: 500 });
+      poller.setTargets([A]);
+      await settle();
+      poller.connectionLost(A);
+      await settle();
+      assert.equal(reads.count(A), 2);
+      // A daemon closing every connection it gets: three more losses, 100 ms later.
+      sched.advance(100);
+      poller.connectionLost(A);
+      poller.connectionLost(A);
+      poller.connectionLost(A);
+      await settle();
+      assert.equal(reads.count(A), 2, 'no poll inside the gap');
+      assert.deepEqual(sched.delays(), [400, 900], 'one deferred poll, at the end of the gap');
+      sched.advance(400);
+      await settle();
+      assert.equal(reads.count(A), 3, 'one poll for all the losses in the gap');
+      assert.equal(sched.pending(), 1, 'only the interval wait is left');
+      // Past the gap, a loss polls at once again.
+      sched.advance(500);
+      poller.connectionLost(A);
+      await settle();
+      assert.equal(reads.count(A), 4);
+      await poller.stop();
+      assert.equal(sched.pending(), 0, 'stop leaves no timer behind');
+    });
+
+    it('a read that starts inside the gap covers the losses before it', async () => {
+      const { sched, reads, poller } = setup({ lossPollGapMs: 500 });
+      poller.setTargets([A]);
+      await settle();
+      poller.connectionLost(A);
+      await settle();
+      poller.connectionLost(A);
+      await poller.pollNow(); // another poll comes first
+      assert.equal(reads.count(A), 3);
+      sched.advance(500); // the gap ends: nothing left to poll for
+      await settle();
+      assert.equal(reads.count(A), 3);
+      await poller.stop();
+    });
+
+    it('during a read, polls again right after it instead of waiting', async () => {
+      const { sched, reads, poller, reportsOf } = setup({ lossPollGapMs: 500 });
+      reads.hanging.add(A);
+      poller.setTargets([A]);
+      await settle();
+      poller.connectionLost(A);
+      reads.hanging.delete(A);
+      reads.blocked.get(A)!.resolve();
+      await settle();
+      assert.equal(reads.count(A), 2);
+      assert.equal(reportsOf(A).length, 2);
+      assert.deepEqual(sched.delays(), [1000]);
+      await poller.stop();
+    });
+
+    it('a removed pod is never polled for a loss, and its gap timer goes with it', async () => {
+      const { sched, reads, poller } = setup({ lossPollGapMs: 500 });
+      poller.setTargets([A, B]);
+      await settle();
+      poller.connectionLost(B);
+      await settle();
+      poller.connectionLost(B); // deferred to the end of the gap
+      poller.setTargets([A]);
+      assert.deepEqual(sched.delays(), [1000], 'the deferred poll of B is gone');
+      sched.advance(500);
+      await settle();
+      assert.equal(reads.count(B), 2);
+      poller.connectionLost(B);
+      await settle();
+      assert.equal(reads.count(B), 2);
+      await poller.stop();
+    });
+  });
 });

@@ -3,8 +3,13 @@
  * read again. The wait starts only after a read finishes, so a slow pod never
  * has two reads in flight, and since loops are independent a hanging pod never
  * delays the others. Background work never throws: failures go to `onError`.
+ *
+ * Besides the interval, a pod is polled at once when it closes one of the
+ * status client's keep-alive connections (`connectionLost`): a daemon that
+ * exits closes them all, and the poll that follows is refused, which takes the
+ * pod out of routing within milliseconds instead of seconds.
  */
-import { systemScheduler, Sleeper, type Scheduler } from '../core/clock.js';
+import { systemScheduler, Sleeper, type Scheduler, type TimerHandle } from '../core/clock.js';
 import { GateError } from '../core/errors.js';
 import type { PodReport } from './types.js';
 import type { PodReader } from './reader.js';
@@ -24,6 +29,13 @@ export interface PollerOptions {
   /** [0, 1) source for jitter. */
   readonly random?: () => number;
   readonly scheduler?: Scheduler;
+  /**
+   * Least time between two polls triggered by `connectionLost` for one pod
+   * (default: half the interval). A loss within it is not dropped: it is polled
+   * when the gap ends. This bounds the cost of a daemon (or a proxy in front of
+   * it) that closes idle keep-alives, or every connection, on its own.
+   */
+  readonly lossPollGapMs?: number;
 }
 
 interface Waiter {
@@ -42,12 +54,19 @@ interface PodLoop {
   reading: boolean;
   readonly sleeper: Sleeper;
   waiters: Waiter[];
+  /** Scheduler time of the last poll triggered by connectionLost. */
+  lastLossPollAt: number | undefined;
+  /** Polls a loss that came inside the gap, when the gap ends. */
+  lossGapTimer: TimerHandle | undefined;
+  /** A connection loss came during the gap and no read has started since. */
+  lossPending: boolean;
 }
 
 export class Poller {
   private readonly opts: PollerOptions;
   private readonly scheduler: Scheduler;
   private readonly random: () => number;
+  private readonly lossPollGapMs: number;
   private readonly loops = new Map<string, PodLoop>();
   /** Every loop still running, including removed ones finishing an aborted read. */
   private readonly running = new Set<Promise<void>>();
@@ -60,6 +79,7 @@ export class Poller {
     this.opts = opts;
     this.scheduler = opts.scheduler ?? systemScheduler;
     this.random = opts.random ?? Math.random;
+    this.lossPollGapMs = Math.max(0, opts.lossPollGapMs ?? opts.intervalMs / 2);
   }
 
   /**
@@ -112,6 +132,32 @@ export class Poller {
     return Promise.all(pending).then(() => undefined);
   }
 
+  /**
+   * The pod at `address` closed a pooled status connection (FIN or RST, not a
+   * close of the gate's own making). Polls it now instead of at the next
+   * interval: if the daemon exited, that poll is refused and the pod leaves
+   * routing at once; if it only closed an idle connection, the poll finds it
+   * answering and nothing changes. At most one such poll per pod per
+   * `lossPollGapMs`; a loss inside the gap is polled when the gap ends, unless
+   * a read has started meanwhile (that read already saw the pod after the loss).
+   * Unknown addresses are ignored.
+   */
+  connectionLost(address: string): void {
+    const loop = this.loops.get(address);
+    if (loop === undefined || loop.stopped) return;
+    const now = this.scheduler.now();
+    const last = loop.lastLossPollAt;
+    if (last === undefined || now - last >= this.lossPollGapMs) {
+      this.lossPoll(loop, now);
+      return;
+    }
+    loop.lossPending = true;
+    loop.lossGapTimer ??= this.scheduler.setTimeout(() => {
+      loop.lossGapTimer = undefined;
+      if (loop.lossPending && !loop.stopped) this.lossPoll(loop, this.scheduler.now());
+    }, last + this.lossPollGapMs - now);
+  }
+
   /** Stops every loop: timers cleared, in-flight reads aborted and awaited. Idempotent. */
   async stop(): Promise<void> {
     this.stopped = true;
@@ -130,6 +176,9 @@ export class Poller {
       reading: false,
       sleeper: new Sleeper(this.scheduler),
       waiters: [],
+      lastLossPollAt: undefined,
+      lossGapTimer: undefined,
+      lossPending: false,
     };
     this.loops.set(address, loop);
     this.unsettled++;
@@ -143,8 +192,23 @@ export class Poller {
     loop.stopped = true;
     if (this.loops.get(loop.address) === loop) this.loops.delete(loop.address);
     if (loop.completed === 0) this.unsettled--;
+    this.clearLossGap(loop);
     loop.abort.abort();
     loop.sleeper.wake();
+  }
+
+  /** Polls now (or right after the read in flight); the gap starts now. */
+  private lossPoll(loop: PodLoop, now: number): void {
+    this.clearLossGap(loop);
+    loop.lastLossPollAt = now;
+    if (loop.reading) loop.skipWait = true;
+    else loop.sleeper.wake();
+  }
+
+  private clearLossGap(loop: PodLoop): void {
+    if (loop.lossGapTimer !== undefined) this.scheduler.clearTimeout(loop.lossGapTimer);
+    loop.lossGapTimer = undefined;
+    loop.lossPending = false;
   }
 
   private async run(loop: PodLoop): Promise<void> {
@@ -152,6 +216,8 @@ export class Poller {
       while (!loop.stopped) {
         loop.reading = true;
         loop.skipWait = false;
+        // This read sees the pod after any loss reported so far: nothing left to poll for.
+        loop.lossPending = false;
         let report: PodReport | undefined;
         try {
           report = await this.opts.read(loop.address, loop.abort.signal);
@@ -177,6 +243,7 @@ export class Poller {
       this.fail(err, loop.address, 'internal');
     } finally {
       loop.sleeper.cancel();
+      this.clearLossGap(loop);
       const waiters = loop.waiters;
       loop.waiters = [];
       for (const w of waiters) w.resolve();
@@ -213,7 +280,7 @@ export class Poller {
   }
 
   private fail(err: unknown, pod: string, fallback: 'status_unreachable' | 'internal'): void {
-    const error = err instanceof GateError ? err : new GateError(fallback, err instanceof Error ? err.message : String(err), { cause: err });
+    const error = GateError.from(err, fallback);
     try {
       this.opts.onError?.(error, pod);
     } catch {

@@ -443,7 +443,7 @@ function readWanted(text: string, wanted: readonly number[], maxPlugins: number,
   for (const [id, v] of otherStatus) if (!runtimeStatus.has(id)) runtimeStatus.set(id, v);
   return {
     ok: true,
-    data: { runtimeStatus, failedLaunches, restarts, processStartMs },
+    data: { runtimeStatus, failedLaunches, restarts, processStartMs, ...(droppedSeries > 0 ? { droppedSeries } : {}) },
     droppedSeries,
     invalidIds,
   };

@@ -22,6 +22,8 @@ export interface MetricsData {
   readonly restarts: ReadonlyMap<PluginId, number>;
   /** `process_start_time_seconds` × 1000, when present. */
   readonly processStartMs: number | undefined;
+  /** Series of plugins past max-plugins in this body, not read (absent when none). */
+  readonly droppedSeries?: number;
 }
 
 /** From `GET /health/check`. */

@@ -179,3 +179,74 @@ describe('StatusHttp.getText against loopback servers', () => {
     await rejectsWith(h.getText(`http://${srv.address}/ok`, opts), 'status_unreachable');
   });
 });
+
+describe('StatusHttp.onConnectionLost: the pooled connections watch the pod', () => {
+  /** A server whose idle sockets the test can close from the server side. */
+  async function watched(extra: Record<string, Parameters<typeof startServer>[0] extends infer R ? R extends Record<string, infer H> ? H : never : never> = {}) {
+    const serverSockets = new Set<import('node:net').Socket>();
+    const s = await startServer({ '/ok': text(200, 'ok'), ...extra });
+    // Like the daemon (Go net/http without IdleTimeout): idle keep-alives are never closed by the server.
+    s.server.keepAliveTimeout = 0;
+    s.server.on('connection', (sock) => {
+      serverSockets.add(sock);
+      sock.on('close', () => serverSockets.delete(sock));
+    });
+    return { s, serverSockets };
+  }
+  const until = async (what: string, check: () => boolean): Promise<void> => {
+    const deadline = Date.now() + 5_000;
+    while (!check()) {
+      if (Date.now() > deadline) assert.fail(`${what}: not within 5 s`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  };
+
+  it('reports the pod closing an idle connection (FIN) or resetting it (RST), by the address the readers use', async () => {
+    const { s, serverSockets } = await watched();
+    const h = new StatusHttp({ timeoutMs: TIMEOUT });
+    const lost: [string, string][] = [];
+    h.onConnectionLost((address, code) => lost.push([address, code]));
+    try {
+      await h.getText(`http://${s.address}/ok`, opts);
+      await new Promise((r) => setImmediate(r));
+      assert.deepEqual(lost, [], 'an answered poll loses nothing');
+      for (const sock of serverSockets) sock.end(); // FIN, as a process exit closes its sockets
+      await until('a FIN is reported', () => lost.length === 1);
+      assert.deepEqual(lost[0], [s.address, 'status_reset']);
+      await h.getText(`http://${s.address}/ok`, opts);
+      await new Promise((r) => setImmediate(r));
+      for (const sock of serverSockets) sock.resetAndDestroy(); // RST
+      await until('an RST is reported', () => lost.length === 2);
+      assert.deepEqual(lost[1], [s.address, 'status_reset']);
+    } finally {
+      await h.close();
+      await s.close();
+    }
+  });
+
+  it('does not report closes of its own making: idle timeout, an aborted or oversized read, Connection: close, close()', async () => {
+    const { s, serverSockets } = await watched({
+      '/hang': hang,
+      '/close': text(200, 'bye', { connection: 'close' }),
+      '/big': text(200, 'x'.repeat(4096)),
+    });
+    const h = new StatusHttp({ timeoutMs: TIMEOUT, keepAliveMs: 50 });
+    const lost: string[] = [];
+    h.onConnectionLost((address) => lost.push(address));
+    try {
+      await h.getText(`http://${s.address}/ok`, opts);
+      await until('the idle socket times out on our side', () => serverSockets.size === 0);
+      await rejectsWith(h.getText(`http://${s.address}/hang`, { ...opts, timeoutMs: 50 }), 'status_timeout');
+      await rejectsWith(h.getText(`http://${s.address}/big`, { ...opts, maxBytes: 1024 }), 'status_too_large');
+      await h.getText(`http://${s.address}/close`, opts);
+      await h.getText(`http://${s.address}/ok`, opts);
+      await new Promise((r) => setTimeout(r, 100));
+      await h.close();
+      await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(lost, []);
+    } finally {
+      await h.close();
+      await s.close();
+    }
+  });
+});

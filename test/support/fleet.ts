@@ -3,22 +3,15 @@
  * real FleetTracker, so tests exercise the same rules production does.
  */
 import { ManualScheduler } from './manual-scheduler.js';
+import { DEFAULTS } from '../../src/config/config.js';
 import { GateError } from '../../src/core/errors.js';
 import { FleetTracker, type TrackerConfig } from '../../src/fleet/tracker.js';
 import type { MetricsData, PodReport, ReadyData } from '../../src/status/types.js';
 
 export const T0 = Date.UTC(2026, 0, 1, 12, 0, 0);
 
-export const trackerDefaults: TrackerConfig = {
-  daemonRetryLimit: 15,
-  retryStallMs: 300_000,
-  startupGraceMs: 60_000,
-  startupMaxMs: 900_000,
-  unreachableAfter: 3,
-  staleAfterMs: 10_000,
-  removedRetentionMs: 300_000,
-  maxPlugins: 2000,
-};
+/** The tracker at the option table's defaults (the one place defaults live). */
+export const trackerDefaults: TrackerConfig = DEFAULTS;
 
 export interface PluginSeries {
   /** plugin_runtime_status; omit for "no series". */
@@ -47,7 +40,7 @@ export function okReport(pod: string, at: number, m: MetricsData, ready?: ReadyD
   };
 }
 
-export function failReport(pod: string, at: number, code: 'status_timeout' | 'status_refused' = 'status_refused'): PodReport {
+export function failReport(pod: string, at: number, code: 'status_timeout' | 'status_refused' | 'status_reset' = 'status_refused'): PodReport {
   const error = new GateError(code, code);
   return { pod, at, metrics: { ok: false, error, latencyMs: 1 }, health: { ok: false, error, latencyMs: 1 } };
 }

@@ -6,7 +6,7 @@
  */
 import { configFor, type RawValues } from '../../src/config/config.js';
 import type { Scheduler, TimerHandle } from '../../src/core/clock.js';
-import { startGate, type RunningGate } from '../../src/app/app.js';
+import { startGate, type GateOptions, type RunningGate } from '../../src/app/app.js';
 import { createLogger, type Logger } from '../../src/observe/logger.js';
 import { ManualScheduler } from './manual-scheduler.js';
 import { SimFleet, type SimFleetOptions } from '../../src/sim/fleet.js';
@@ -46,6 +46,7 @@ export async function startHarness(
   flags: RawValues = {},
   beforeGate?: (fleet: SimFleet) => Promise<void> | void,
   logger: Logger = createLogger('silent'),
+  gateOpts: Omit<GateOptions, 'scheduler' | 'pollScheduler' | 'logger'> = {},
 ): Promise<Harness> {
   const sched = new ManualScheduler(Date.UTC(2026, 0, 1));
   const fleet = new SimFleet({ ...fleetOpts, scheduler: sched });
@@ -54,7 +55,7 @@ export async function startHarness(
   try {
     await beforeGate?.(fleet);
     const config = configFor({ ...TEST_FLAGS, targets: fleet.targets, ...flags });
-    gate = await startGate(config, { scheduler: sched, logger, pollScheduler: neverPolls(sched) });
+    gate = await startGate(config, { ...gateOpts, scheduler: sched, logger, pollScheduler: neverPolls(sched) });
   } catch (err) {
     await fleet.close();
     throw err;

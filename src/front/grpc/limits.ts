@@ -15,7 +15,8 @@
 import { constants as http2constants, type ServerHttp2Stream } from 'node:http2';
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
-import type { Config, HostPort } from '../../config/config.js';
+import type { Config } from '../../config/config.js';
+import type { HostPort } from '../../core/address.js';
 
 export type GrpcLimits = Partial<Pick<Config, 'grpcReceiveTimeoutMs' | 'grpcMaxConcurrentStreams' | 'grpcMaxConnections' | 'grpcMaxConnectionIdleMs'>>;
 

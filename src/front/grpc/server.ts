@@ -5,11 +5,13 @@
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
-import type { Config, HostPort } from '../../config/config.js';
+import type { Config } from '../../config/config.js';
+import type { HostPort } from '../../core/address.js';
 import { every, systemScheduler, type Scheduler } from '../../core/clock.js';
 import { GateError } from '../../core/errors.js';
 import { silentLogger, type CheckResult, type CheckService, type FrontLogger } from '../service.js';
-import { tlsForFace, type TlsConfig, type TlsSource } from '../tls.js';
+import { tlsForFace, type TlsSource } from '../tls.js';
+import type { TlsConfig } from '../../tls/files.js';
 import type { CheckRequestMsg, CheckResponseMsg } from './messages.js';
 import { AUTHORIZATION_SERVICE, authorizationService, loadGatePackage } from './protos.js';
 import { checkRequestToGate } from './request.js';

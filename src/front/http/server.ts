@@ -7,14 +7,16 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
-import type { Config, HostPort } from '../../config/config.js';
+import type { Config } from '../../config/config.js';
+import type { HostPort } from '../../core/address.js';
 import type { Scheduler } from '../../core/clock.js';
 import { GateError } from '../../core/errors.js';
 import { envelope } from '../../decide/envelope.js';
 import { DECISION_ID_HEADER, HELD_MS_HEADER, HTTP_UPSTREAM_HEADER, REASON_HEADER, type Decision } from '../../decide/types.js';
 import { silentLogger, type CheckService, type FrontLogger } from '../service.js';
 import { httpRequestToGate } from './request.js';
-import { secureContextOptions, tlsForFace, type TlsConfig, type TlsSource } from '../tls.js';
+import { tlsForFace, type TlsSource } from '../tls.js';
+import { secureContextOptions, type TlsConfig } from '../../tls/files.js';
 
 export interface HttpFaceOptions {
   readonly listen: HostPort;

@@ -8,7 +8,6 @@ import { X509Certificate, createHash, createPrivateKey, type KeyObject } from 'n
 import { readFileSync, statSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
-import type { Config } from './config.js';
 
 /** Option keys, named in every problem line. */
 export const KEY = { cert: 'tls-cert', key: 'tls-key', clientCa: 'tls-client-ca' } as const;
@@ -24,7 +23,13 @@ export interface TlsFiles {
   readonly clientCa: string | undefined;
 }
 
-export type TlsConfig = Partial<Pick<Config, 'tlsCert' | 'tlsKey' | 'tlsClientCa' | 'tlsReloadMs'>>;
+/** The tls-* options as the configuration holds them (a Config is one). */
+export interface TlsConfig {
+  readonly tlsCert?: string | undefined;
+  readonly tlsKey?: string | undefined;
+  readonly tlsClientCa?: string | undefined;
+  readonly tlsReloadMs?: number | undefined;
+}
 
 /** What a certificate is, for logs and metrics: never key material. */
 export interface CertInfo {
