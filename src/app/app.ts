@@ -9,7 +9,7 @@ import { GateError } from '../core/errors.js';
 import type { Config } from '../config/config.js';
 import type { Discovery } from '../discovery/types.js';
 import { discoveryFor } from '../discovery/from-config.js';
-import { FleetTracker, type FleetChange } from '../fleet/tracker.js';
+import { FleetTracker } from '../fleet/tracker.js';
 import type { FleetSnapshot } from '../fleet/types.js';
 import { Poller } from '../status/poller.js';
 import { podReaderFor } from '../status/reader.js';
@@ -23,6 +23,7 @@ import { GateMetrics } from '../observe/metrics.js';
 import { backgroundErrors } from '../observe/background.js';
 import { createLogger, type Logger } from '../observe/logger.js';
 import { BoundedLogSink } from '../observe/log-sink.js';
+import { StateChangeLog } from '../observe/state-log.js';
 import { GateService } from './service.js';
 
 export interface GateOptions {
@@ -79,8 +80,9 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
   const service = new GateService(() => tracker.snapshot(), config, scheduler, metrics, config.decisionLog === 'none' ? undefined : logger);
   metrics.heldRequests(() => service.heldCount());
 
+  const stateLog = new StateChangeLog(logger, config.stateLogRate, scheduler);
   tracker.onSnapshot((_snap, changes) => {
-    logChanges(logger, changes);
+    stateLog.write(changes);
     // Held requests (hold-starting) whose plugin is now ready are answered from the new snapshot.
     service.snapshotChanged();
   });
@@ -130,6 +132,11 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
   });
   function tick(): void {
     tracker.tick();
+    const states = stateLog.takeSuppressed();
+    if (states.total > 0) {
+      metrics.stateLogSuppressed(states.total);
+      logger.warn({ suppressed: states.total, to: states.byState, rate: config.stateLogRate }, 'state log rate limit: plugin state change lines suppressed (see /status for the current states)');
+    }
     const suppressed = service.takeSuppressed();
     if (suppressed > 0) {
       metrics.decisionLogSuppressed(suppressed);
@@ -254,16 +261,4 @@ function droppedPluginsLog(logger: Logger, maxPlugins: number): (snap: FleetSnap
       logger.info({ pod }, 'all plugins of this pod are tracked again');
     }
   };
-}
-
-function logChanges(logger: Logger, changes: readonly FleetChange[]): void {
-  for (const c of changes) {
-    if (c.kind === 'pod') {
-      // Losing a live pod is worth a warning; a new pod not read yet is not.
-      const level = c.from === 'live' && (c.to === 'unreachable' || c.to === 'stale') ? 'warn' : 'info';
-      logger[level]({ pod: c.pod, from: c.from, to: c.to, code: c.error?.code, err: c.error?.message }, 'pod state changed');
-    } else {
-      logger.info({ pod: c.pod, plugin_id: c.plugin, from: c.from, to: c.to, why: c.why }, 'plugin state changed');
-    }
-  }
 }

@@ -93,6 +93,7 @@ export const OPTIONS = [
   // seeing decisions
   { key: 'decision-log', kind: { type: 'enum', values: ['all', 'denied', 'none'] }, default: 'denied', help: 'which decisions are logged (state changes are always logged)' },
   { key: 'decision-log-rate', kind: { type: 'int', min: 0, max: 1_000_000 }, default: '200', help: 'most decision log lines per second (0 = no limit); the rest are counted and summarised every second' },
+  { key: 'state-log-rate', kind: { type: 'int', min: 0, max: 1_000_000 }, default: '100', help: 'most plugin state change log lines per second (0 = no limit; pod state changes are always logged); the rest are counted and summarised every second' },
   { key: 'log-level', kind: { type: 'enum', values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] }, default: 'info', help: 'process log level' },
   { key: 'log-buffer-bytes', kind: { type: 'int', min: 16_384, max: 268_435_456 }, default: '1048576', help: 'most log bytes waiting for a slow or blocked stdout; lines past it are dropped and counted (plugin_gate_log_lines_dropped_total)' },
   { key: 'redact-headers', kind: { type: 'header-list' }, default: '', help: 'extra header names never logged (x-api-key, authorization and cookie always are)' },

@@ -26,6 +26,11 @@ export class GateMetrics {
   private readonly discoveryErrors: client.Counter;
   private readonly backgroundErrors: client.Counter<'source' | 'code'>;
   private readonly logSuppressed: client.Counter;
+  private readonly stateSuppressed = new client.Counter({
+    name: 'plugin_gate_state_log_suppressed_total',
+    help: 'Plugin state change log lines dropped by state-log-rate (the states themselves are in /status).',
+    registers: [this.registry],
+  });
   private readonly connectionLosses: client.Counter;
   private readonly holdOutcomes = new Map<HoldOutcome, client.Counter.Internal>();
   private readonly holdWait: client.Histogram;
@@ -181,6 +186,11 @@ export class GateMetrics {
   holdEnded(outcome: HoldOutcome, seconds: number | undefined): void {
     this.holdOutcomes.get(outcome)?.inc();
     if (seconds !== undefined) this.holdWait.labels(outcome).observe(seconds);
+  }
+
+  /** Plugin state change lines dropped by state-log-rate. */
+  stateLogSuppressed(n: number): void {
+    this.stateSuppressed.inc(n);
   }
 
   decisionLogSuppressed(n: number): void {
