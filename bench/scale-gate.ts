@@ -5,6 +5,7 @@
  *
  *   stats   → `stats {…}`: CPU time, RSS, heap and event-loop delay since the
  *             last `stats` (or start), plus what the snapshot holds; resets the window
+ *   profile MS FILE → writes a CPU profile of the next MS milliseconds to FILE
  *   quit    → closes the gate and exits
  *
  *   node dist/bench/scale-gate.js <targets> [--option value …]
@@ -14,6 +15,8 @@
  * start costs.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
 import { createInterface } from 'node:readline';
 import { configFor } from '../src/config/config.js';
 import { startGate } from '../src/app/app.js';
@@ -89,6 +92,20 @@ async function main(): Promise<void> {
       cpu = process.cpuUsage();
       t0 = performance.now();
       process.stdout.write(`stats ${JSON.stringify(out)}\n`);
+    } else if (cmd.startsWith('profile ')) {
+      // `profile <ms> <file>`: a CPU profile of the next <ms> (for looking into a figure, not for the report).
+      const [, msText, file] = cmd.split(' ');
+      const session = new Session();
+      session.connect();
+      const post = (method: string, params?: object): Promise<unknown> =>
+        new Promise((resolve, reject) => session.post(method, params ?? {}, (err, res) => (err ? reject(err) : resolve(res))));
+      await post('Profiler.enable');
+      await post('Profiler.start');
+      await new Promise((r) => setTimeout(r, Number(msText)));
+      const { profile } = (await post('Profiler.stop')) as { profile: unknown };
+      writeFileSync(file!, JSON.stringify(profile));
+      session.disconnect();
+      process.stdout.write(`profiled ${file}\n`);
     } else if (cmd === 'quit') break;
   }
   await gate.close();

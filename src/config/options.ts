@@ -60,6 +60,7 @@ export const OPTIONS = [
   { key: 'poll-interval', kind: ms(100, 600_000), default: '2s', help: 'time between polls of one pod (jittered)' },
   { key: 'poll-jitter', kind: { type: 'percent', min: 0, max: 50 }, default: '10', help: 'poll interval jitter, percent either way' },
   { key: 'poll-timeout', kind: ms(20, 60_000), default: '1s', help: 'timeout of one status request' },
+  { key: 'health-check-interval', kind: ms(0, 86_400_000), default: '60s', help: 'with metrics on, health-check (version and platform only) is read again after this long, on a new daemon process, or when metrics fail; 0 = every poll' },
   { key: 'max-status-bytes', kind: { type: 'int', min: 1024, max: 268_435_456 }, default: '8388608', help: 'largest status body read; a larger one is status_too_large' },
   { key: 'daemon-retry-limit', kind: { type: 'int', min: 1, max: 1000 }, default: String(DAEMON_MAX_RETRY_COUNT), help: "the daemon's launch retry limit: failed launches at or past it mean the plugin gave up" },
   { key: 'retry-stall', kind: ms(0, 86_400_000), default: '5m', help: 'a plugin between retries whose gauge and failure count have not moved this long has given up (0 = trust the count only)' },

@@ -164,7 +164,17 @@ describe('FleetTracker', () => {
     tracker.setPods([]);
     tracker.setPods([A]);
     assert.equal(tracker.snapshot().pods.get(A)?.state, 'stale');
-    assert.equal(tracker.snapshot().complete, false);
+    assert.equal(tracker.snapshot().pods.get(A)?.plugins.size, 0);
+  });
+
+  it('D0 is about the first round only: a pod discovered later is stale until read, and the gate stays complete', () => {
+    const { tracker } = newTracker([A]);
+    tracker.ingest(okReport(A, T0, metrics({ 'a/x': { g: 1 } }, OLD)));
+    assert.equal(tracker.snapshot().complete, true);
+    tracker.setPods([A, B]);
+    assert.equal(tracker.snapshot().complete, true, 'a new pod (scale-up, rolling update) does not make the gate deny everything');
+    assert.equal(tracker.snapshot().pods.get(B)?.state, 'stale');
+    assert.deepEqual(tracker.snapshot().plugins.get('a/x')?.readyPods, [A]);
   });
 
   it('a partial answer (health ok, metrics failing) keeps the pod reachable but lets its plugin data go stale', () => {
@@ -347,5 +357,40 @@ describe('FleetTracker: the plugin index kept up to date report by report', () =
       }),
       { numRuns: 400 },
     );
+  });
+});
+
+describe('FleetTracker: a pod with no new report still changes with time', () => {
+  // Another pod's report builds a new snapshot; the silent pod's time-based states must be current in it.
+  it('goes stale once its data passes stale-after', () => {
+    const { tracker, clock } = newTracker([A, B]);
+    tracker.ingest(okReport(A, T0, metrics({ 'a/x': { g: 1 } }, OLD)));
+    tracker.ingest(okReport(B, T0, metrics({ 'a/x': { g: 1 } }, OLD)));
+    clock.advance(10_001);
+    tracker.ingest(okReport(B, clock.now(), metrics({ 'a/x': { g: 1 } }, OLD)));
+    assert.equal(tracker.snapshot().pods.get(A)?.state, 'stale');
+    assert.deepEqual(tracker.snapshot().plugins.get('a/x')?.readyPods, [B]);
+  });
+
+  it('leaves start-up when startup-grace has passed', () => {
+    const { tracker, clock } = newTracker([A, B], { staleAfterMs: 600_000 });
+    tracker.ingest(okReport(A, T0, metrics({ 'a/x': { g: 1 } }, T0 - 1_000)));
+    tracker.ingest(okReport(B, T0, metrics({ 'a/x': { g: 1 } }, OLD)));
+    assert.equal(tracker.snapshot().pods.get(A)?.inStartup, true);
+    clock.advance(59_000);
+    tracker.ingest(okReport(B, clock.now(), metrics({ 'a/x': { g: 1 } }, OLD)));
+    assert.equal(tracker.snapshot().pods.get(A)?.inStartup, false);
+    assert.deepEqual(tracker.snapshot().startupPods, []);
+  });
+
+  it('gives a plugin up once its retry has stalled for retry-stall', () => {
+    const { tracker, clock } = newTracker([A, B], { staleAfterMs: 3_600_000 });
+    tracker.ingest(okReport(A, T0, metrics({ 'a/x': { g: 0, f: 3 } }, OLD)));
+    tracker.ingest(okReport(B, T0, metrics({}, OLD)));
+    assert.equal(tracker.snapshot().pods.get(A)?.plugins.get('a/x')?.state, 'starting');
+    clock.advance(300_001);
+    tracker.ingest(okReport(B, clock.now(), metrics({}, OLD)));
+    assert.equal(tracker.snapshot().pods.get(A)?.plugins.get('a/x')?.state, 'failed');
+    assert.deepEqual(tracker.snapshot().plugins.get('a/x')?.failedPods, [A]);
   });
 });

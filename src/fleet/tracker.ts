@@ -56,8 +56,14 @@ interface PodRecord {
    * then kept without evaluating a rule, unless some plugin's state can change
    * with time alone (a retry that may stall).
    */
-  derived: { readonly from: DerivedFrom; readonly plugins: ReadonlyMap<PluginId, PluginOnPod>; readonly timeSensitive: boolean } | undefined;
-  cached: { polls: number; readyFresh: boolean; view: PodView } | undefined;
+  derived: { readonly from: DerivedFrom; readonly plugins: ReadonlyMap<PluginId, PluginOnPod>; readonly validUntil: number } | undefined;
+  /**
+   * The last view and what it was built from. `validUntil`: the first time at
+   * which a time-based state of the pod could change (stale, ready-check data
+   * expiring, a start-up bound, a retry stalling); before it, and with no new
+   * report, the view still holds and costs nothing to keep.
+   */
+  cached: { polls: number; readyFresh: boolean; removedAt: number | undefined; validUntil: number; view: PodView } | undefined;
 }
 
 /** A transition worth a log line: pod state or plugin state on a pod changed. */
@@ -72,6 +78,8 @@ const EMPTY_PLUGINS: ReadonlyMap<PluginId, PluginOnPod> = new Map();
 export class FleetTracker {
   private readonly pods = new Map<string, PodRecord>();
   private discovered = false;
+  /** The first complete poll round has happened: from then on the snapshot stays complete. */
+  private firstRoundDone = false;
   private discoveryError: GateError | undefined;
   private current: FleetSnapshot;
   private version = 0;
@@ -80,6 +88,10 @@ export class FleetTracker {
   private index: PluginIndex | undefined;
   /** Pod addresses in order; recomputed only when the set of records changes. */
   private order: string[] | undefined;
+  /** Distinct plugin-on-pod values, shared between pods and builds (see `shared`). */
+  private readonly values = new Map<string, PluginOnPod>();
+  /** A record was deleted since the last build: the index may still list it. */
+  private forgotten = false;
   /** Plugin sightings past max-plugins in the latest snapshot: counted, never indexed or labelled. */
   droppedPlugins = 0;
   /** The same, per pod (pods with none are absent): shown in /status. */
@@ -192,6 +204,7 @@ export class FleetTracker {
       if (rec.removedAt !== undefined && now - rec.removedAt > this.cfg.removedRetentionMs) {
         this.pods.delete(a);
         this.order = undefined;
+        this.forgotten = true;
       }
     }
     this.swap();
@@ -245,15 +258,18 @@ export class FleetTracker {
    * from scratch otherwise. Patching costs the changed pods' plugins, not the
    * fleet's: during a whole-fleet cold start every report changes its pod.
    */
-  private indexFor(pods: ReadonlyMap<string, PodView>): ReadonlyMap<PluginId, PluginView> {
+  private indexFor(pods: ReadonlyMap<string, PodView>, touched: readonly string[]): ReadonlyMap<PluginId, PluginView> {
     const prev = this.index;
     if (prev !== undefined) {
       const changed: string[] = [];
-      for (const pod of pods.values()) {
-        const b = prev.basis.get(pod.address);
-        if (b === undefined ? pod.plugins.size > 0 : b.plugins !== pod.plugins || b.live !== (pod.state === 'live')) changed.push(pod.address);
+      for (const address of touched) {
+        const pod = pods.get(address)!;
+        const b = prev.basis.get(address);
+        if (b === undefined ? pod.plugins.size > 0 : b.plugins !== pod.plugins || b.live !== (pod.state === 'live')) changed.push(address);
       }
-      if (prev.basis.size > 0) for (const address of prev.basis.keys()) if (!pods.has(address)) changed.push(address);
+      // Records forgotten since the last build (removed-retention passed).
+      if (prev.basis.size > 0 && this.forgotten) for (const address of prev.basis.keys()) if (!pods.has(address)) changed.push(address);
+      this.forgotten = false;
       if (changed.length === 0) return prev.plugins;
       if (this.droppedPlugins === 0 && changed.length <= PATCH_MAX_PODS) {
         const patched = patchIndex(prev, changed, pods, this.cfg.maxPlugins);
@@ -266,6 +282,19 @@ export class FleetTracker {
     const plugins = this.buildIndex(pods);
     this.index = indexOf(plugins, pods);
     return plugins;
+  }
+
+  /**
+   * One object per distinct plugin-on-pod value: 500 pods running the same 200
+   * plugins hold a handful of objects, not 100,000. Bounded; past the bound a
+   * value is simply not shared.
+   */
+  private shared(p: PluginOnPod): PluginOnPod {
+    const key = `${p.state}|${p.gauge}|${p.failedLaunches}|${p.restarts}|${p.why}`;
+    const known = this.values.get(key);
+    if (known !== undefined) return known;
+    if (this.values.size < SHARED_VALUES) this.values.set(key, p);
+    return p;
   }
 
   private swap(): void {
@@ -293,11 +322,24 @@ export class FleetTracker {
     const live: PodView[] = [];
     const startup: PodView[] = [];
     let complete = this.discovered;
+    /** Pods whose plugin map or liveness may differ from what the index reflects. */
+    const touched: string[] = [];
 
     const addresses = (this.order ??= [...this.pods.keys()].sort());
     for (const address of addresses) {
       const rec = this.pods.get(address)!;
       if (rec.removedAt === undefined && rec.polls === 0) complete = false;
+      const c = rec.cached;
+      // No report and no time bound passed since the view was built: it holds as it is. This keeps a
+      // build (one per report) from costing every pod's rules: a round of N reports is not N² work.
+      if (c !== undefined && c.polls === rec.polls && c.removedAt === rec.removedAt && now < c.validUntil) {
+        pods.set(address, c.view);
+        if (c.view.state === 'live') {
+          live.push(c.view);
+          if (c.view.inStartup) startup.push(c.view);
+        }
+        continue;
+      }
       // Ready-check data is used only while fresh: its lists must not outlive the bound.
       const readyFresh = rec.readyAt !== undefined && now - rec.readyAt <= cfg.staleAfterMs;
       const state = podState(rec, cfg, now);
@@ -317,31 +359,32 @@ export class FleetTracker {
       const inStartup = state === 'live' && podInStartup(dataOf(), cfg, now, rec.signal.value);
       // A pod's view is rebuilt only when its data or a time-dependent state changed:
       // with many pods and plugins, a report then costs one pod's work, not the fleet's.
-      const c = rec.cached;
       let view: PodView;
-      if (c !== undefined && c.polls === rec.polls && c.readyFresh === readyFresh && c.view.state === state && c.view.inStartup === inStartup) {
-        view = c.view;
-      } else {
+      // A new report or a time bound passed: the view is built again (its plugin map is kept if its inputs are).
+      {
         const from: DerivedFrom = { metrics: rec.metrics, ready: readyFresh ? rec.ready : undefined, learned: rec.learnedMaxRetries, inStartup, removed: state === 'removed' };
         const d = rec.derived;
         let plugins: ReadonlyMap<PluginId, PluginOnPod>;
-        if (d !== undefined && !d.timeSensitive && sameFrom(d.from, from)) {
+        if (d !== undefined && now < d.validUntil && sameFrom(d.from, from)) {
           plugins = d.plugins;
         } else {
           const fresh = new Map<PluginId, PluginOnPod>();
-          let timeSensitive = false;
+          let validUntil = Infinity;
           if (state !== 'removed') {
             for (const id of pluginsOf(dataOf())) {
               const p = pluginOnPod(id, dataOf(), inStartup, cfg, now);
               // Between retries (gauge 0, some failures) the state turns to failed once the retry stalls.
-              if (p.gauge === 0 && p.failedLaunches > 0) timeSensitive = true;
-              fresh.set(id, p);
+              if (p.gauge === 0 && p.failedLaunches > 0 && cfg.retryStallMs > 0) {
+                const since = rec.series.get(id)?.since;
+                if (since !== undefined) validUntil = Math.min(validUntil, upcoming(since + cfg.retryStallMs, now));
+              }
+              fresh.set(id, this.shared(p));
             }
           }
           // Same plugin states as before (the usual report of a settled pod): keep the old map,
           // so the plugin index below can be kept too.
           plugins = c !== undefined && samePlugins(c.view.plugins, fresh) ? c.view.plugins : fresh;
-          rec.derived = { from, plugins, timeSensitive };
+          rec.derived = { from, plugins, validUntil };
         }
         view = {
           address,
@@ -358,9 +401,18 @@ export class FleetTracker {
           plugins: plugins.size === 0 ? EMPTY_PLUGINS : plugins,
           droppedSeries: rec.metrics?.droppedSeries ?? 0,
         };
-        rec.cached = { polls: rec.polls, readyFresh, view };
         if (prev !== undefined) diffPod(prev.pods.get(address), view, changes);
+        if (c === undefined || c.view.plugins !== view.plugins || c.view.state !== view.state) touched.push(address);
       }
+      const startedAt = dataOf().metrics?.processStartMs ?? dataOf().firstSeenAt;
+      const validUntil = Math.min(
+        rec.metricsAt === undefined ? Infinity : upcoming(rec.metricsAt + cfg.staleAfterMs, now),
+        rec.readyAt === undefined ? Infinity : upcoming(rec.readyAt + cfg.staleAfterMs, now),
+        upcoming(startedAt + cfg.startupGraceMs, now),
+        upcoming(startedAt + cfg.startupMaxMs, now),
+        rec.derived?.validUntil ?? Infinity,
+      );
+      rec.cached = { polls: rec.polls, readyFresh, removedAt: rec.removedAt, validUntil, view };
       pods.set(address, view);
       if (state === 'live') {
         live.push(view);
@@ -368,11 +420,15 @@ export class FleetTracker {
       }
     }
 
-    const plugins = this.indexFor(pods);
+    // Complete means the *first* round is done (D0). A pod discovered later (a scale-up, a
+    // rolling update's new pod) is stale until read and so never routed to, but must not make
+    // the whole gate deny every request, nor flap its /readyz, until that first read lands.
+    if (complete) this.firstRoundDone = true;
+    const plugins = this.indexFor(pods, touched);
     return {
       version: ++this.version,
       builtAt: now,
-      complete,
+      complete: complete || this.firstRoundDone,
       pods,
       livePods: live,
       startupPods: startup,
@@ -383,20 +439,28 @@ export class FleetTracker {
   }
 }
 
-/** Records when each plugin's (gauge, failures) last changed; plugins without a series are dropped. */
+/** Records when each plugin's (gauge, failures) last changed; plugins without a series, or running cleanly, are dropped. */
 function trackSeries(series: Map<PluginId, { gauge: number | undefined; failed: number; since: number }>, m: MetricsData, at: number): void {
   const seen = new Set<PluginId>();
   const note = (id: PluginId): void => {
     if (seen.has(id)) return;
-    seen.add(id);
     const gauge = m.runtimeStatus.get(id);
     const failed = m.failedLaunches.get(id) ?? 0;
+    // Running with no failed launch: nothing the rules time (only a plugin between retries is).
+    // Not kept, so a settled pod holds no entry per plugin; if it stops, its change is timed from then.
+    if (gauge === 1 && failed === 0) return;
+    seen.add(id);
     const prev = series.get(id);
     if (prev === undefined || prev.gauge !== gauge || prev.failed !== failed) series.set(id, { gauge, failed, since: at });
   };
   for (const id of m.runtimeStatus.keys()) note(id);
   for (const id of m.failedLaunches.keys()) note(id);
   for (const id of series.keys()) if (!seen.has(id)) series.delete(id);
+}
+
+/** A time bound still ahead of (or at) `now`; one already passed changes nothing more. */
+function upcoming(at: number, now: number): number {
+  return at >= now ? at : Infinity;
 }
 
 /** What a pod's plugin map is computed from, besides the time. */
@@ -499,6 +563,9 @@ interface PluginIndex {
   /** Pods (in any state) whose plugin map has the plugin: an entry lives while this is above 0. */
   readonly refs: ReadonlyMap<PluginId, number>;
 }
+
+/** Most distinct plugin-on-pod values shared. */
+const SHARED_VALUES = 4096;
 
 /** More changed pods than this in one build: rebuilding is as cheap as patching. */
 const PATCH_MAX_PODS = 16;

@@ -1,6 +1,6 @@
 /** Source `metrics`: `GET /metrics/` of one pod, reduced to the families the gate reads. */
 import type { MetricsData, SourceResult } from './types.js';
-import { parseExposition } from './prometheus.js';
+import { parseExposition, type ExpositionMemo } from './prometheus.js';
 import { readSource, type ReadOptions } from './source.js';
 
 /** The daemon serves `/metrics/`; `/metrics` answers a 301 there (followed if asked). */
@@ -8,9 +8,15 @@ export const METRICS_PATH = '/metrics/';
 /** Ask for the classic text format, never OpenMetrics or protobuf. */
 const ACCEPT = 'text/plain;version=0.0.4;q=1,*/*;q=0.1';
 
-export function readMetrics(address: string, opts: ReadOptions): Promise<SourceResult<MetricsData>> {
+/**
+ * `last` (one pod's previous answer, updated here) lets an unchanged answer be
+ * handed on as the very same object, unparsed.
+ */
+export function readMetrics(address: string, opts: ReadOptions, last?: { memo: ExpositionMemo | undefined }): Promise<SourceResult<MetricsData>> {
   return readSource(address, METRICS_PATH, opts, { accept: ACCEPT }, (res) => {
-    const parsed = parseExposition(res.body, opts.maxPlugins);
-    return parsed.ok ? parsed.data : parsed.error;
+    const parsed = parseExposition(res.body, opts.maxPlugins, last?.memo);
+    if (!parsed.ok) return parsed.error;
+    if (last !== undefined) last.memo = parsed;
+    return parsed.data;
   });
 }

@@ -226,3 +226,39 @@ describe('parseExposition properties', () => {
     );
   });
 });
+
+describe('parseExposition with the previous answer of the same pod', () => {
+  const plugins = [{ id: 'a/one', status: 1, failed: 0 }, { id: 'b/two', status: 0.5, failed: 2 }];
+  const go = (n: number): string => `# HELP go_goroutines Number of goroutines.\n# TYPE go_goroutines gauge\ngo_goroutines ${n}\n`;
+  const ok = (text: string, max = 100, memo?: Parameters<typeof parseExposition>[2]) => {
+    const r = parseExposition(text, max, memo);
+    assert.ok(r.ok, r.ok ? '' : r.error.message);
+    return r;
+  };
+
+  it('returns the previous answer itself when only other families moved', () => {
+    const first = ok(go(10) + daemonExposition(plugins, { startSeconds: 1767225000 }));
+    const second = ok(go(11) + daemonExposition(plugins, { startSeconds: 1767225000 }), 100, first);
+    assert.equal(second, first);
+    assert.equal(second.data, first.data);
+  });
+
+  it('reads again when a wanted line, the start time or max-plugins differs', () => {
+    const first = ok(daemonExposition(plugins, { startSeconds: 1767225000 }));
+    const moved = ok(daemonExposition([plugins[0]!, { id: 'b/two', status: 1, failed: 2 }], { startSeconds: 1767225000 }), 100, first);
+    assert.notEqual(moved, first);
+    assert.equal(moved.data.runtimeStatus.get('b/two'), 1);
+    const restarted = ok(daemonExposition(plugins, { startSeconds: 1767226000 }), 100, first);
+    assert.notEqual(restarted, first);
+    assert.equal(restarted.data.processStartMs, 1767226000000);
+    const capped = ok(daemonExposition(plugins, { startSeconds: 1767225000 }), 1, first);
+    assert.notEqual(capped, first);
+    assert.equal(capped.data.runtimeStatus.size, 1);
+  });
+
+  it('still fails a body whose other lines break the format, whatever the memo', () => {
+    const first = ok(daemonExposition(plugins, { startSeconds: 1767225000 }));
+    const r = parseExposition(daemonExposition(plugins, { startSeconds: 1767225000 }) + '<html>\n', 100, first);
+    assert.equal(r.ok, false);
+  });
+});

@@ -29,6 +29,8 @@ export type ExpositionResult =
   | {
       readonly ok: true;
       readonly data: MetricsData;
+      /** Identity of the lines read (their digest and max-plugins): equal keys, equal answers. */
+      readonly key: string;
       /** Series of plugins not kept because `maxPlugins` were already kept. */
       readonly droppedSeries: number;
       /** Series whose plugin_id is not a valid plugin id (never kept). */
@@ -270,15 +272,11 @@ function unparseable(why: string): ExpositionResult {
 }
 
 /**
- * The last answer of one pod, so that the next body with byte-identical
- * wanted lines (a settled pod: only its Go runtime and HTTP families move)
- * is neither parsed again nor handed on as new data.
+ * A pod's previous answer, so that the next body with byte-identical wanted
+ * lines (a settled pod: only its Go runtime and HTTP families move) is neither
+ * parsed again nor handed on as new data.
  */
-export interface ExpositionMemo {
-  /** Digest of the wanted lines, and the max-plugins they were read with. */
-  readonly key: string;
-  readonly result: ExpositionResult & { readonly ok: true };
-}
+export type ExpositionMemo = ExpositionResult & { readonly ok: true };
 
 /**
  * Reads the wanted families from an exposition. Never throws.
@@ -298,8 +296,8 @@ export interface ExpositionMemo {
  * Two passes: the first finds the lines of the wanted families by their
  * metric name alone; the second parses those. With `memo` (the previous
  * answer of the same pod) and wanted lines identical to the ones it was read
- * from, the second pass is skipped and `memo.result` itself is returned: the
- * same object, which tells the fleet view that nothing about the plugins moved.
+ * from, the second pass is skipped and `memo` itself is returned: the
+ * same object (its `data` too), which tells the fleet view that nothing about the plugins moved.
  */
 export function parseExposition(text: string, maxPlugins: number, memo?: ExpositionMemo): ExpositionResult {
   let meaningful = 0;
@@ -350,8 +348,26 @@ export function parseExposition(text: string, maxPlugins: number, memo?: Exposit
   if (meaningful === 0) return unparseable('no metric descriptor or sample found');
 
   const key = digestOf(text, wanted, maxPlugins);
-  if (memo !== undefined && memo.key === key) return memo.result;
-  return readWanted(text, wanted, maxPlugins, sample);
+  if (memo !== undefined && memo.key === key) return memo;
+  return readWanted(text, wanted, maxPlugins, sample, key);
+}
+
+/**
+ * Plugin ids are slices of the body they came in: kept as they are, each would
+ * hold its whole body in memory, and 500 pods would hold 500 copies of every
+ * id. The first copy seen is detached from its body and shared by every later
+ * answer. Bounded; past the bound an id is detached but not shared.
+ */
+const sharedIds = new Map<string, PluginId>();
+const SHARED_IDS = 20_000;
+
+function shareId(raw: string): PluginId {
+  const known = sharedIds.get(raw);
+  if (known !== undefined) return known;
+  // Plugin ids are ASCII (isPluginId): a latin1 round trip is an exact, flat copy.
+  const id = Buffer.from(raw, 'latin1').toString('latin1');
+  if (sharedIds.size < SHARED_IDS) sharedIds.set(id, id);
+  return id;
 }
 
 /** The identity of the wanted lines: a digest of their text (runs of adjacent lines hashed together). */
@@ -380,7 +396,7 @@ function lineStartOf(text: string, i: number): number {
   return nl + 1;
 }
 
-function readWanted(text: string, wanted: readonly number[], maxPlugins: number, sample: Sample): ExpositionResult {
+function readWanted(text: string, wanted: readonly number[], maxPlugins: number, sample: Sample, key: string): ExpositionResult {
   const kept = new Set<PluginId>();
   const localStatus = new Map<PluginId, number>();
   const otherStatus = new Map<PluginId, number>();
@@ -390,18 +406,20 @@ function readWanted(text: string, wanted: readonly number[], maxPlugins: number,
   let droppedSeries = 0;
   let invalidIds = 0;
 
-  const admit = (id: string | undefined): id is PluginId => {
-    if (id === undefined || !isPluginId(id)) {
+  // Returns the id as kept (shared with every other pod's answer), or undefined when not kept.
+  const admit = (raw: string | undefined): PluginId | undefined => {
+    if (raw === undefined || !isPluginId(raw)) {
       invalidIds++;
-      return false;
+      return undefined;
     }
-    if (kept.has(id)) return true;
+    const id = shareId(raw);
+    if (kept.has(id)) return id;
     if (kept.size >= maxPlugins) {
       droppedSeries++;
-      return false;
+      return undefined;
     }
     kept.add(id);
-    return true;
+    return id;
   };
 
   for (let k = 0; k < wanted.length; k += 4) {
@@ -413,8 +431,8 @@ function readWanted(text: string, wanted: readonly number[], maxPlugins: number,
         break;
       case Family.Runtime: {
         if (!Number.isFinite(v)) break;
-        if (!admit(sample.pluginId)) break;
-        const id = sample.pluginId;
+        const id = admit(sample.pluginId);
+        if (id === undefined) break;
         const local = sample.runtimeType === undefined || sample.runtimeType === 'local';
         const m = local ? localStatus : otherStatus;
         const prev = m.get(id);
@@ -423,14 +441,16 @@ function readWanted(text: string, wanted: readonly number[], maxPlugins: number,
       }
       case Family.Installs: {
         if (sample.status !== 'failed' || !Number.isFinite(v) || v < 0) break;
-        if (!admit(sample.pluginId)) break;
-        failedLaunches.set(sample.pluginId, (failedLaunches.get(sample.pluginId) ?? 0) + v);
+        const id = admit(sample.pluginId);
+        if (id === undefined) break;
+        failedLaunches.set(id, (failedLaunches.get(id) ?? 0) + v);
         break;
       }
       case Family.Restarts: {
         if (!Number.isFinite(v) || v < 0) break;
-        if (!admit(sample.pluginId)) break;
-        restarts.set(sample.pluginId, (restarts.get(sample.pluginId) ?? 0) + v);
+        const id = admit(sample.pluginId);
+        if (id === undefined) break;
+        restarts.set(id, (restarts.get(id) ?? 0) + v);
         break;
       }
       case Family.Start:
@@ -444,6 +464,7 @@ function readWanted(text: string, wanted: readonly number[], maxPlugins: number,
   return {
     ok: true,
     data: { runtimeStatus, failedLaunches, restarts, processStartMs, ...(droppedSeries > 0 ? { droppedSeries } : {}) },
+    key,
     droppedSeries,
     invalidIds,
   };

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { ManualScheduler } from '../support/manual-scheduler.js';
 import { configFor } from '../../src/config/config.js';
 import { StatusHttp } from '../../src/status/http.js';
-import { podReaderFor, readPod, type ReadPodOptions } from '../../src/status/reader.js';
+import { PodMemory, podReaderFor, readPod, type ReadPodOptions } from '../../src/status/reader.js';
 import { readMetrics } from '../../src/status/metrics.js';
 import { readHealth } from '../../src/status/health.js';
 import { readReady } from '../../src/status/ready.js';
@@ -126,6 +126,56 @@ describe('status readers against a loopback daemon', () => {
     assert.equal(r.health, undefined);
     assert.equal(value(r.metrics).runtimeStatus.size, 1, 'max-plugins applied');
     assert.equal(value(r.ready).reason, 'plugins_starting');
+  });
+
+  it('with memory: health-check once per interval or new process, unchanged metrics handed on as the same object', async () => {
+    const memory = new PodMemory(60_000);
+    const withMemory = { ...o, memory };
+    const sources = ['metrics', 'health-check'] as const;
+    const hits = (): number => daemon.hits.get('/health/check') ?? 0;
+    const h0 = hits();
+    const first = await readPod(daemon.address, sources, withMemory);
+    assert.equal(value(first.health).version, '0.5.7');
+    assert.equal(hits(), h0 + 1);
+    clock.advance(2_000);
+    const second = await readPod(daemon.address, sources, withMemory);
+    assert.equal(second.health, undefined, 'health-check not read again within the interval');
+    assert.equal(hits(), h0 + 1);
+    assert.equal(value(second.metrics), value(first.metrics), 'byte-identical plugin families: the same object');
+    clock.advance(60_000);
+    const third = await readPod(daemon.address, sources, withMemory);
+    assert.ok(third.health?.ok, 'read again once the interval has passed');
+    assert.equal(hits(), h0 + 2);
+    // A pod whose metrics answer garbage is read on health-check too, every time: it tells "answering" from "gone".
+    const oddMemory = { ...o, memory, timeoutMs: 200 };
+    await readPod(odd.address, sources, oddMemory);
+    const again = await readPod(odd.address, sources, oddMemory);
+    assert.equal(code(again.metrics), 'status_unparseable');
+    assert.equal(code(again.health), 'status_timeout');
+    // health-check-interval 0: every poll, as without memory.
+    const every = { ...o, memory: new PodMemory(0) };
+    await readPod(daemon.address, sources, every);
+    assert.ok((await readPod(daemon.address, sources, every)).health?.ok);
+  });
+
+  it('with memory: a new daemon process (start time changed) is read on health-check at once', async () => {
+    let start = 1767225000;
+    const pod = await startServer({
+      '/metrics/': (_req, res) => res.writeHead(200).end(daemonExposition([{ id: 'a/b', status: 1, failed: 0 }], { startSeconds: start })),
+      '/health/check': json(200, HEALTH),
+    });
+    try {
+      const memory = new PodMemory(60_000);
+      const opts = { ...o, memory };
+      await readPod(pod.address, ['metrics', 'health-check'], opts);
+      assert.equal((await readPod(pod.address, ['metrics', 'health-check'], opts)).health, undefined);
+      start += 100;
+      const r = await readPod(pod.address, ['metrics', 'health-check'], opts);
+      assert.ok(r.health?.ok);
+      assert.equal(pod.hits.get('/health/check'), 2);
+    } finally {
+      await pod.close();
+    }
   });
 
   it('an aborted signal ends a pod read early, as failed sources', async () => {
