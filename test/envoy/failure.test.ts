@@ -8,7 +8,7 @@
  * - a draining gate (SIGTERM, still answering Checks): Envoy's gRPC health
  *   check takes it out and the other replica serves everything;
  * - every gate gone: 503 from status_on_error, never a pass-through;
- * - a gate restarted on the same address: traffic recovers, Envoy untouched.
+ * - gates restarted on the same addresses: traffic recovers, Envoy untouched.
  *
  * One Envoy serves the whole sequence (its steps depend on each other in order).
  */
@@ -76,6 +76,20 @@ describe('real Envoy when the gate fails (deploy/envoy/envoy.yaml, two gate repl
       await new Promise((r) => setTimeout(r, 100));
     }
   };
+  /**
+   * Sends batches of 10 dispatches until one batch gives replica `g` a number of checks that
+   * `ok` accepts (Envoy's workers take the health change a moment after its admin shows it).
+   */
+  const untilBatch = async (g: GateProcess, ok: (n: number) => boolean, what: string): Promise<void> => {
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const before = await decisions(g);
+      for (let i = 0; i < 10; i++) assert.equal((await dispatch()).status, 200, why());
+      if (ok((await decisions(g)) - before)) return;
+      if (Date.now() > deadline) throw new Error(`${what}: not within 20 s; Envoy's view ${JSON.stringify(await envoy.clusterHosts('plugin_gate'))}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
   const podHits = (): number => [...fleet.hitsFor(TARGET).values()].reduce((x, y) => x + y, 0);
 
   before(async () => {
@@ -115,6 +129,36 @@ describe('real Envoy when the gate fails (deploy/envoy/envoy.yaml, two gate repl
     assert.ok(da > 0 && db > 0, `round robin over both replicas: ${da} / ${db}`);
   });
 
+  it("a draining gate (SIGTERM) is taken out by Envoy's gRPC health check while it still answers; the other replica serves everything", async () => {
+    // A runs with drain 60s: after SIGTERM it keeps answering Checks, and says NOT_SERVING.
+    await waitHealth(bPort, true, 'replica B healthy');
+    a.child.kill('SIGTERM');
+    try {
+    await waitHealth(aPort, false, "Envoy's health check marks draining replica A unhealthy");
+    assert.ok(a.alive(), 'A is still draining, not gone: the health check took it out');
+    const health = (await envoy.clusterHosts('plugin_gate')).find((h) => h.address === `127.0.0.1:${aPort}`)!;
+    assert.match(health.healthFlags, /failed_active_health_check/);
+    await untilBatch(a, (n) => n === 0, 'Envoy stops sending checks to the draining replica');
+    const beforeA = await decisions(a);
+    const beforeB = await decisions(b);
+    for (let i = 0; i < 30; i++) {
+      const res = await dispatch();
+      assert.equal(res.status, 200, res.body + why());
+    }
+    assert.equal((await decisions(a)) - beforeA, 0, 'the draining replica got no check');
+    assert.equal((await decisions(b)) - beforeB, 30, 'the other replica got every check');
+    } finally {
+      a.kill();
+      await a.exited;
+    }
+  });
+
+  it('the drained replica, started again on its address, gets checks again: Envoy needs no restart', async () => {
+    a = await startGate(aPort, '60s');
+    await waitHealth(aPort, true, 'restarted replica A healthy');
+    await untilBatch(a, (n) => n > 0, 'round robin includes the restarted replica');
+  });
+
   it('a stopped gate (SIGSTOP): its checks get 503 from Envoy once the ext_authz timeout passes and go nowhere; the health check takes it out', async () => {
     b.child.kill('SIGSTOP');
     try {
@@ -150,32 +194,11 @@ describe('real Envoy when the gate fails (deploy/envoy/envoy.yaml, two gate repl
     await waitHealth(bPort, true, 'replica B healthy again after SIGCONT');
   });
 
-  it("a draining gate (SIGTERM) is taken out by Envoy's gRPC health check while it still answers; the other replica serves everything", async () => {
-    // A runs with drain 60s: after SIGTERM it keeps answering Checks, and says NOT_SERVING.
-    await waitHealth(bPort, true, 'replica B healthy');
-    a.child.kill('SIGTERM');
-    try {
-    await waitHealth(aPort, false, "Envoy's health check marks draining replica A unhealthy");
-    assert.ok(a.alive(), 'A is still draining, not gone: the health check took it out');
-    const health = (await envoy.clusterHosts('plugin_gate')).find((h) => h.address === `127.0.0.1:${aPort}`)!;
-    assert.match(health.healthFlags, /failed_active_health_check/);
-    const beforeA = await decisions(a);
-    const beforeB = await decisions(b);
-    for (let i = 0; i < 30; i++) {
-      const res = await dispatch();
-      assert.equal(res.status, 200, res.body + why());
-    }
-    assert.equal((await decisions(a)) - beforeA, 0, 'the draining replica got no check');
-    assert.equal((await decisions(b)) - beforeB, 30, 'the other replica got every check');
-    } finally {
-      a.kill();
-      await a.exited;
-    }
-  });
-
   it('every gate gone: Envoy answers 503 (status_on_error), never passes the request through', async () => {
-    b.kill();
-    await b.exited;
+    for (const g of [a, b]) {
+      g.kill();
+      await g.exited;
+    }
     const hits = podHits();
     for (let i = 0; i < 4; i++) {
       const res = await dispatch();
@@ -186,8 +209,9 @@ describe('real Envoy when the gate fails (deploy/envoy/envoy.yaml, two gate repl
     await eventually('UAEX lines', () => envoy.accessLog().slice(-4).every((l) => l['status'] === 503 && l['flags'] === 'UAEX'), 5_000);
   });
 
-  it('a gate restarted on the same address: traffic recovers without restarting Envoy', async () => {
+  it('the gates restarted on the same addresses: traffic recovers without restarting Envoy', async () => {
     const pid = envoy.child.pid;
+    a = await startGate(aPort);
     b = await startGate(bPort);
     const deadline = Date.now() + 30_000;
     let res = await dispatch();
@@ -196,6 +220,9 @@ describe('real Envoy when the gate fails (deploy/envoy/envoy.yaml, two gate repl
       res = await dispatch();
     }
     assert.equal(res.status, 200, res.body + why());
+    await waitHealth(aPort, true, 'replica A healthy again');
+    await waitHealth(bPort, true, 'replica B healthy again');
+    await untilBatch(a, () => true, 'served');
     for (let i = 0; i < 10; i++) assert.equal((await dispatch()).status, 200);
     assert.equal(envoy.child.pid, pid);
     assert.equal(envoy.child.exitCode, null, 'the same Envoy process throughout');
