@@ -22,6 +22,7 @@ import { benchFreshness } from './freshness.js';
 import { benchMemory } from './memory.js';
 import { benchParse } from './parse.js';
 import { benchScale } from './scale.js';
+import { benchRolling } from './rolling.js';
 import { benchHold } from './hold.js';
 import { h2loadVersion } from './lib/h2load.js';
 import { killAllNow, pinning } from './lib/proc.js';
@@ -34,6 +35,7 @@ const BENCHES: Record<string, { what: string; run: (ctx: BenchContext) => Promis
   freshness: { what: 'plugin state change on a sim pod → the gate snapshot (ms)', run: benchFreshness },
   memory: { what: 'RSS and heap with a large fleet and after many hostile Checks', run: benchMemory },
   parse: { what: 'parseExposition on a large daemon exposition (MB/s, ms/parse)', run: benchParse },
+  rolling: { what: 'rolling update of the daemon pods, Ready on /health/check vs from plugin-gate probe (served / misrouted / held)', run: benchRolling },
   scale: { what: 'polling 50 and 500 pods: gate CPU, RSS, event-loop lag (cold start and settled)', run: benchScale },
   hold: { what: 'hold-starting: a cold start replayed with holding off and on; not-held Check latency while thousands are held', run: benchHold },
 };

@@ -47,9 +47,19 @@ export function retryLimit(d: PodData, cfg: RuleConfig): number {
  * gate does not know, a runtime stopped for good).
  */
 export function retryStalled(id: PluginId, d: PodData, cfg: RuleConfig, now: number): boolean {
-  if (cfg.retryStallMs <= 0) return false;
+  return now > retryStallAfter(id, d, cfg);
+}
+
+/**
+ * The last moment a plugin between retries still counts as retrying (past it,
+ * retryStalled holds): when its gauge and failure count last changed, plus
+ * retry-stall. Infinity when it cannot stall (retry-stall 0, no change seen).
+ * This is the one way the rules depend on time besides the pod's age.
+ */
+export function retryStallAfter(id: PluginId, d: PodData, cfg: RuleConfig): number {
+  if (cfg.retryStallMs <= 0) return Infinity;
   const since = d.changedAt?.get(id)?.since;
-  return since !== undefined && now - since > cfg.retryStallMs;
+  return since === undefined ? Infinity : since + cfg.retryStallMs;
 }
 
 /**
@@ -57,32 +67,40 @@ export function retryStalled(id: PluginId, d: PodData, cfg: RuleConfig, now: num
  * report yet may simply be queued behind the launch limit (the daemon publishes
  * no series for queued plugins), so "absent" must read as "starting".
  */
-export function podInStartup(d: PodData, cfg: RuleConfig, now: number, signal: boolean = startupSignal(d, cfg, now)): boolean {
+export function podInStartup(d: PodData, cfg: RuleConfig, now: number, signal: StartupSignal = startupSignal(d, cfg)): boolean {
   const startedAt = d.metrics?.processStartMs ?? d.firstSeenAt;
   const age = now - startedAt;
   if (age < cfg.startupGraceMs) return true; // before the daemon's first scan has published anything
   if (age > cfg.startupMaxMs) return false; // bound: a pod can't claim start-up forever
-  return signal;
+  return signal.always || now <= signal.until;
 }
 
 /**
- * The part of podInStartup that depends on the pod's data alone (not on the
- * time), so the tracker can compute it once per report instead of once per
- * snapshot.
+ * What the pod's data alone says about start-up (S3-S6): yes outright
+ * (`always`), or yes until `until`, the moment the last retry it waits for
+ * stalls (S5). Free of `now`, so the tracker computes it once per report and
+ * asks it at any later time without going stale.
  */
-export function startupSignal(d: PodData, cfg: RuleConfig, now: number): boolean {
-  if (d.ready !== undefined && !d.ready.ready && STARTUP_REASONS.has(d.ready.reason)) return true;
+export interface StartupSignal {
+  readonly always: boolean;
+  readonly until: number;
+}
+
+export function startupSignal(d: PodData, cfg: RuleConfig): StartupSignal {
+  const yes: StartupSignal = { always: true, until: Infinity };
+  if (d.ready !== undefined && !d.ready.ready && STARTUP_REASONS.has(d.ready.reason)) return yes;
   const m = d.metrics;
-  if (m === undefined) return true; // no plugin data at all yet: nothing proves the launch queue is empty
+  if (m === undefined) return yes; // no plugin data at all yet: nothing proves the launch queue is empty
   const limit = retryLimit(d, cfg);
+  let until = -Infinity;
   for (const [id, g] of m.runtimeStatus) {
-    if (g > 0 && g < 1) return true; // launching: the queue is moving
+    if (g > 0 && g < 1) return yes; // launching: the queue is moving
     if (g === 0) {
       const f = m.failedLaunches.get(id) ?? 0;
-      if (f > 0 && f < limit && !retryStalled(id, d, cfg, now)) return true; // waiting for a retry
+      if (f > 0 && f < limit) until = Math.max(until, retryStallAfter(id, d, cfg)); // waiting for a retry, until it stalls
     }
   }
-  return false;
+  return { always: false, until };
 }
 
 /**

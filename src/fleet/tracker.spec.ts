@@ -164,7 +164,17 @@ describe('FleetTracker', () => {
     tracker.setPods([]);
     tracker.setPods([A]);
     assert.equal(tracker.snapshot().pods.get(A)?.state, 'stale');
-    assert.equal(tracker.snapshot().complete, false);
+    assert.equal(tracker.snapshot().pods.get(A)?.plugins.size, 0);
+  });
+
+  it('D0 is about the first round only: a pod discovered later is stale until read, and the gate stays complete', () => {
+    const { tracker } = newTracker([A]);
+    tracker.ingest(okReport(A, T0, metrics({ 'a/x': { g: 1 } }, OLD)));
+    assert.equal(tracker.snapshot().complete, true);
+    tracker.setPods([A, B]);
+    assert.equal(tracker.snapshot().complete, true, 'a new pod (scale-up, rolling update) does not make the gate deny everything');
+    assert.equal(tracker.snapshot().pods.get(B)?.state, 'stale');
+    assert.deepEqual(tracker.snapshot().plugins.get('a/x')?.readyPods, [A]);
   });
 
   it('a partial answer (health ok, metrics failing) keeps the pod reachable but lets its plugin data go stale', () => {

@@ -7,7 +7,7 @@ import type { Clock } from '../core/clock.js';
 import { GateError } from '../core/errors.js';
 import type { PluginId } from '../core/plugin-id.js';
 import type { MetricsData, PodReport, ReadyData } from '../status/types.js';
-import { pluginOnPod, pluginsOf, podInStartup, startupSignal, type PodData, type RuleConfig } from './rules.js';
+import { pluginOnPod, pluginsOf, podInStartup, startupSignal, type PodData, type RuleConfig, type StartupSignal } from './rules.js';
 import type { FleetSnapshot, PluginOnPod, PluginView, PodState, PodView } from './types.js';
 
 export interface TrackerConfig extends RuleConfig {
@@ -48,7 +48,7 @@ interface PodRecord {
   startAheadSeenAt: number | undefined;
   /** Per plugin with a series: its last (gauge, failures) and when they last changed. */
   series: Map<PluginId, { gauge: number | undefined; failed: number; since: number }>;
-  signal: { polls: number; readyFresh: boolean; value: boolean } | undefined;
+  signal: { polls: number; readyFresh: boolean; value: StartupSignal } | undefined;
   /**
    * The plugin map last computed, and the data it came from. A settled pod's
    * report usually carries the very same data (the metrics reader hands back
@@ -78,6 +78,8 @@ const EMPTY_PLUGINS: ReadonlyMap<PluginId, PluginOnPod> = new Map();
 export class FleetTracker {
   private readonly pods = new Map<string, PodRecord>();
   private discovered = false;
+  /** The first complete poll round has happened: from then on the snapshot stays complete. */
+  private firstRoundDone = false;
   private discoveryError: GateError | undefined;
   private current: FleetSnapshot;
   private version = 0;
@@ -350,9 +352,10 @@ export class FleetTracker {
           learnedMaxRetries: rec.learnedMaxRetries,
           changedAt: rec.series,
         });
-      // The data-only half of the start-up rule changes only with a report: computed once per report.
+      // The data-only half of the start-up rule changes only with a report: computed once per report
+      // (it says until when a waiting retry keeps the pod in start-up, so asking it later is exact).
       if (rec.signal === undefined || rec.signal.polls !== rec.polls || rec.signal.readyFresh !== readyFresh) {
-        rec.signal = { polls: rec.polls, readyFresh, value: startupSignal(dataOf(), cfg, now) };
+        rec.signal = { polls: rec.polls, readyFresh, value: startupSignal(dataOf(), cfg) };
       }
       const inStartup = state === 'live' && podInStartup(dataOf(), cfg, now, rec.signal.value);
       // A pod's view is rebuilt only when its data or a time-dependent state changed:
@@ -408,6 +411,7 @@ export class FleetTracker {
         rec.readyAt === undefined ? Infinity : upcoming(rec.readyAt + cfg.staleAfterMs, now),
         upcoming(startedAt + cfg.startupGraceMs, now),
         upcoming(startedAt + cfg.startupMaxMs, now),
+        upcoming(rec.signal.value.until, now),
         rec.derived?.validUntil ?? Infinity,
       );
       rec.cached = { polls: rec.polls, readyFresh, removedAt: rec.removedAt, validUntil, view };
@@ -418,11 +422,15 @@ export class FleetTracker {
       }
     }
 
+    // Complete means the *first* round is done (D0). A pod discovered later (a scale-up, a
+    // rolling update's new pod) is stale until read and so never routed to, but must not make
+    // the whole gate deny every request, nor flap its /readyz, until that first read lands.
+    if (complete) this.firstRoundDone = true;
     const plugins = this.indexFor(pods, touched);
     return {
       version: ++this.version,
       builtAt: now,
-      complete,
+      complete: complete || this.firstRoundDone,
       pods,
       livePods: live,
       startupPods: startup,

@@ -20,6 +20,7 @@ export interface ProbeConfig extends ReadinessPolicy {
   readonly pollIntervalMs: number;
   readonly pollJitterPercent: number;
   readonly pollTimeoutMs: number;
+  readonly healthCheckIntervalMs: number;
   readonly maxStatusBytes: number;
   readonly daemonRetryLimit: number;
   readonly retryStallMs: number;
@@ -53,6 +54,7 @@ export function loadProbeConfig(sources: Sources): ProbeConfig {
     pollIntervalMs: get<number>('poll-interval'),
     pollJitterPercent: get<number>('poll-jitter'),
     pollTimeoutMs: get<number>('poll-timeout'),
+    healthCheckIntervalMs: get<number>('health-check-interval'),
     maxStatusBytes: get<number>('max-status-bytes'),
     daemonRetryLimit: get<number>('daemon-retry-limit'),
     retryStallMs: get<number>('retry-stall'),

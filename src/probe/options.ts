@@ -23,6 +23,7 @@ export const PROBE_SHARED_KEYS: readonly string[] = [
   'poll-interval',
   'poll-jitter',
   'poll-timeout',
+  'health-check-interval',
   'max-status-bytes',
   'daemon-retry-limit',
   'retry-stall',

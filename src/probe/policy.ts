@@ -83,7 +83,7 @@ export function decideReadiness(view: PodView | undefined, policy: ReadinessPoli
     const err = view.lastError === undefined ? '' : `: ${view.lastError.code} (${view.lastError.message})`;
     const v =
       view.state === 'unreachable'
-        ? daemonVerdict('daemon_unreachable', `the daemon did not answer ${view.consecutiveFailures} polls in a row${err}`)
+        ? daemonVerdict('daemon_unreachable', `the daemon did not answer ${view.consecutiveFailures === 1 ? 'the last poll' : `${view.consecutiveFailures} polls in a row`}${err}`)
         : daemonVerdict('daemon_stale', `no fresh plugin data from the daemon${err}`);
     // Without a process start time a restart cannot be seen in the data: an outage is taken as one.
     return { verdict: v, latch: latch !== undefined && latch.processStartMs === undefined ? undefined : latch };
