@@ -90,7 +90,7 @@ export const OPTIONS = [
   // HTTP forward-auth
   { key: 'http-deny-status', kind: { type: 'int', min: 400, max: 599 }, default: '503', help: 'HTTP status of a deny on the forward-auth face (nginx needs 401 or 403)' },
   { key: 'http-path-prefix', kind: { type: 'path' }, default: '', help: 'prefix Envoy http_service puts before the original path; stripped before classifying' },
-  { key: 'http-request-from', kind: { type: 'enum', values: ['auto', 'x-original-url', 'x-original-uri', 'x-forwarded-uri', 'request'] }, default: 'auto', help: 'where the forward-auth face reads the original request: one gateway convention only, or auto (first present of the four)' },
+  { key: 'http-request-from', kind: { type: 'enum', values: ['auto', 'x-original-url', 'x-original-uri', 'x-forwarded-uri', 'request'] }, default: 'auto', help: 'where the forward-auth face reads the original request: one gateway convention only, or auto (the one present; a request with more than one is refused with 400)' },
   { key: 'http-max-header-bytes', kind: { type: 'int', min: 1024, max: 1_048_576 }, default: '16384', help: 'largest request head accepted on the forward-auth face' },
 
   // seeing decisions

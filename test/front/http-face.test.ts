@@ -177,6 +177,29 @@ describe('HTTP face', () => {
     assert.equal((await request(face.port, 'GET', '/x')).status, 200);
   });
 
+  it('auto: a client copy of another gateway convention (X-Original-URL beside nginx X-Original-URI) is refused with 400, not obeyed', async () => {
+    const n = stub.calls.length;
+    const out = await request(face.port, 'GET', '/_plugin_gate', {
+      'X-Original-URI': '/plugin/t1/dispatch/llm/invoke',
+      'X-Original-URL': 'http://x/health/check',
+      'X-Plugin-ID': 'langgenius/openai',
+    });
+    assert.equal(out.status, 400);
+    assert.match(out.body, /ambiguous original request: x-original-uri and x-original-url are both present; set http-request-from/);
+    assert.equal(stub.calls.length, n, 'no decision was made from either');
+    assert.equal((await request(face.port, 'GET', '/x')).status, 200);
+  });
+
+  it('CONNECT gets a clear answer (405 with an envelope) instead of a closed socket, and the face keeps serving', async () => {
+    const n = stub.calls.length;
+    const out = await raw(face.port, 'CONNECT 10.0.0.1:5002 HTTP/1.1\r\nHost: 10.0.0.1:5002\r\n\r\n');
+    assert.match(out, /^HTTP\/1\.1 405 Method Not Allowed\r\n/);
+    assert.match(out, /\r\nallow: GET, HEAD, POST/);
+    assert.match(out, /"code":-400.*CONNECT is not checked/);
+    assert.equal(stub.calls.length, n);
+    assert.equal((await request(face.port, 'GET', '/x')).status, 200);
+  });
+
   it('a large streamed body is never waited for', async () => {
     stub.answer = deny();
     const answer = await new Promise<Answer>((resolve, reject) => {

@@ -12,9 +12,12 @@
  *
  * nginx sets its X-Original-* headers itself and Traefik overwrites its
  * X-Forwarded-* ones, but each passes the other convention's headers through
- * from the client, so with `auto` a client could choose the path the gate
- * classifies (never the set of pods it routes to). `http-request-from` names the
- * one convention to read; the deploy/ configs also blank the foreign headers.
+ * from the client. With a first-present rule a client's X-Original-URL would
+ * override nginx's X-Original-URI and choose the path the gate classifies, so
+ * `auto` refuses a request that carries more than one convention (see
+ * `conventionsIn`; the face answers 400). `http-request-from` names the one
+ * convention to read, ignoring the client's copies of the others; the deploy/
+ * configs also blank the foreign headers.
  */
 import type { HttpRequestFrom } from '../../config/config.js';
 import type { GateRequest } from '../../decide/types.js';
@@ -64,6 +67,23 @@ export function httpRequestToGate(head: HttpHead, pathPrefix: string, from: Http
   if (host !== undefined && host !== '') headers.set('host', host);
 
   return makeGateRequest({ method, path, headers, requestId: headers.get('x-request-id') });
+}
+
+/** The headers that each name an original request, one per gateway convention. */
+const CONVENTION_HEADERS: readonly string[] = ['x-original-url', 'x-original-uri', 'x-forwarded-uri'];
+
+/**
+ * Which gateway conventions a request carries (lower-case header names). More
+ * than one means a client added its own copy of another gateway's header: with
+ * `auto` the gate cannot tell which one its gateway wrote.
+ */
+export function conventionsIn(rawHeaders: readonly string[]): string[] {
+  const found: string[] = [];
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!.toLowerCase();
+    if (CONVENTION_HEADERS.includes(name) && !found.includes(name)) found.push(name);
+  }
+  return found;
 }
 
 /**

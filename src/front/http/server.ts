@@ -14,7 +14,7 @@ import { GateError } from '../../core/errors.js';
 import { envelope } from '../../decide/envelope.js';
 import { DECISION_ID_HEADER, HELD_MS_HEADER, HTTP_UPSTREAM_HEADER, REASON_HEADER, type Decision } from '../../decide/types.js';
 import { silentLogger, type CheckService, type FrontLogger } from '../service.js';
-import { httpRequestToGate } from './request.js';
+import { conventionsIn, httpRequestToGate } from './request.js';
 import { tlsForFace, type TlsSource } from '../tls.js';
 import { secureContextOptions, type TlsConfig } from '../../tls/files.js';
 
@@ -63,9 +63,9 @@ const ERROR_LINGER_MS = 1000;
 /** A TLS handshake takes milliseconds; Node's default (120 s) lets idle sockets pile up. */
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 
-function rawResponse(status: number, text: string, body: string): Buffer {
+function rawResponse(status: number, text: string, body: string, extraHeaders = ''): Buffer {
   return Buffer.from(
-    `HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extraHeaders}connection: close\r\n\r\n${body}`,
     'latin1',
   );
 }
@@ -73,6 +73,12 @@ function rawResponse(status: number, text: string, body: string): Buffer {
 const RESPONSE_431 = rawResponse(431, 'Request Header Fields Too Large', envelope(-400, 'PluginDaemonBadRequestError', 'request headers too large'));
 const RESPONSE_400 = rawResponse(400, 'Bad Request', envelope(-400, 'PluginDaemonBadRequestError', 'malformed request'));
 const RESPONSE_408 = rawResponse(408, 'Request Timeout', envelope(-400, 'PluginDaemonBadRequestError', 'request timeout'));
+const RESPONSE_405_CONNECT = rawResponse(
+  405,
+  'Method Not Allowed',
+  envelope(-400, 'PluginDaemonBadRequestError', 'CONNECT is not checked: the forward-auth face checks requests for a path'),
+  'allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n',
+);
 const BODY_500 = envelope(-500, 'PluginDaemonInternalServerError', 'plugin-gate internal error');
 
 export async function startHttpFace(opts: HttpFaceOptions): Promise<HttpFace> {
@@ -84,6 +90,16 @@ export async function startHttpFace(opts: HttpFaceOptions): Promise<HttpFace> {
     // The body is never read. Node discards whatever arrives after the answer
     // (keeping the connection usable), and requestTimeout bounds how long.
     let result: { decision: Decision; decisionId: string };
+    if (httpRequestFrom === 'auto') {
+      const conventions = conventionsIn(req.rawHeaders);
+      if (conventions.length > 1) {
+        // Not a decision: the request does not say which original request it is.
+        const body = envelope(-400, 'PluginDaemonBadRequestError', `ambiguous original request: ${conventions.join(' and ')} are both present; set http-request-from to the one your gateway writes`);
+        res.writeHead(httpDenyStatus === 401 || httpDenyStatus === 403 ? httpDenyStatus : 400, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+        res.end(body);
+        return;
+      }
+    }
     try {
       const gateReq = httpRequestToGate(req, httpPathPrefix, httpRequestFrom);
       if (opts.service.checkOrHold !== undefined) {
@@ -138,6 +154,9 @@ export async function startHttpFace(opts: HttpFaceOptions): Promise<HttpFace> {
   // that waits for 100 before sending a body never sends it.
   server.on('checkContinue', onRequest);
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => answerClientError(err, socket));
+  // CONNECT names a host, not a path: there is nothing to check. Without a
+  // listener Node closes the socket without a word; answer instead.
+  server.on('connect', (_req: IncomingMessage, socket: Socket) => answerAndClose(socket, RESPONSE_405_CONNECT));
 
   try {
     await new Promise<void>((resolve, reject) => {
@@ -221,6 +240,11 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
   }
   const response =
     err.code === 'HPE_HEADER_OVERFLOW' ? RESPONSE_431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? RESPONSE_408 : RESPONSE_400;
+  answerAndClose(socket, response);
+}
+
+/** Writes a complete response, then lets the client read it before the socket is destroyed. */
+function answerAndClose(socket: Socket, response: Buffer): void {
   socket.on('error', () => socket.destroy());
   socket.end(response);
   socket.resume();
