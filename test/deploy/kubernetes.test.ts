@@ -644,4 +644,10 @@ describe('deploy/kubernetes/probe: the readiness sidecar component', () => {
     assert.deepEqual(sc['capabilities']['drop'], ['ALL']);
     assert.ok(probe['resources']['requests']['memory'] && probe['resources']['limits']['memory']);
   });
+
+  it('no Service-link variables in the pod: the probe refuses PLUGIN_GATE_* names that are not its options', () => {
+    assert.equal(pod['enableServiceLinks'], false);
+    // What a Service named plugin-gate would inject, refused by the probe's configuration.
+    assert.throws(() => loadProbeConfig({ flags: { target: '127.0.0.1:5002' }, env: { PLUGIN_GATE_SERVICE_HOST: '10.0.0.1' }, file: undefined }), /PLUGIN_GATE_SERVICE_HOST: .*Service link/);
+  });
 });
