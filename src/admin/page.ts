@@ -17,7 +17,8 @@ export function statusPage(snap: FleetSnapshot, now: number, draining: boolean, 
     .map((p) => {
       const age = p.lastSuccessAt === undefined ? 'never' : `${Math.max(0, Math.round((now - p.lastSuccessAt) / 1000))}s ago`;
       const err = p.lastError === undefined ? '' : `<br><small class="err">${esc(p.lastError.code)}</small>`;
-      return `<th class="pod ${esc(p.state)}">${esc(p.address)}<br><small>${esc(p.state)}${p.inStartup ? ', starting plugins' : ''}, ${esc(age)}</small>${err}</th>`;
+      const name = p.name === undefined ? '' : `${esc(p.name)}<br>`;
+      return `<th class="pod ${esc(p.state)}">${name}${esc(p.address)}<br><small>${esc(p.state)}${p.inStartup ? ', starting plugins' : ''}, ${esc(age)}</small>${err}</th>`;
     })
     .join('');
   const rows = ids
@@ -47,7 +48,7 @@ body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}
 table{border-collapse:collapse}th,td{border:1px solid #ddd;padding:.3em .6em;text-align:center}
 th.plugin{text-align:left;font-family:monospace}th.pod{font-family:monospace;font-weight:normal}
 .ready{background:#d9f2d9}.queued{background:#fbf8e6;color:#777}.starting{background:#fff3c4}.failed{background:#f6d0d0}
-.unreachable,.stale,.removed{background:#eee;color:#888}.err{color:#a00}.n{font-weight:bold}
+.unreachable,.stale,.removed,.terminating{background:#eee;color:#888}.err{color:#a00}.n{font-weight:bold}
 </style></head><body>
 <h1>plugin-gate</h1>
 <p>${esc(state)} · snapshot ${snap.version} · ${snap.livePods.length} of ${snap.pods.size} pods live, ${snap.startupPods.length} starting plugins · ${snap.plugins.size} plugins${

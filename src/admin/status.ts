@@ -46,7 +46,10 @@ export function podJson(p: PodView, now: number, droppedPlugins = 0): unknown {
   }
   return {
     address: p.address,
+    name: p.name ?? null,
     state: p.state,
+    endpoint:
+      p.endpoint === undefined ? null : { ready: p.endpoint.ready, serving: p.endpoint.serving, terminating: p.endpoint.terminating },
     in_startup: p.inStartup,
     started_at: p.startedAt === undefined ? null : new Date(p.startedAt).toISOString(),
     version: p.version ?? null,

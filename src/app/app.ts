@@ -116,15 +116,21 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
     if (opts.pollOnClose !== false) poller.connectionLost(address);
   });
 
-  const discovery: Discovery = opts.discovery ?? discoveryFor(config, (error) => background('discovery', error), scheduler);
+  const discovery: Discovery =
+    opts.discovery ??
+    discoveryFor(config, {
+      onError: (error) => background('discovery', error),
+      log: (fields, msg) => logger.info(fields, msg),
+      scheduler,
+    });
   let lastDiscoveryError: GateError | undefined;
-  discovery.start((addresses, error) => {
+  discovery.start((addresses, error, endpoints) => {
     if (error !== undefined) {
       metrics.discoveryError();
       if (lastDiscoveryError?.code !== error.code) logger.warn({ code: error.code, err: error.message, pods: addresses.length }, 'discovery failing; keeping the last good set');
     } else if (lastDiscoveryError !== undefined) logger.info({ pods: addresses.length }, 'discovery recovered');
     lastDiscoveryError = error;
-    tracker.setPods(addresses, error);
+    tracker.setPods(addresses, error, endpoints);
     poller.setTargets(addresses);
   });
 
@@ -182,7 +188,7 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
       metrics.tlsCertificate(() => source.material.info.notAfterMs);
     }
     const tls = started.tls;
-    started.grpc = await startGrpcServer({ listen: config.grpcListen, service, config, logger, tls, scheduler });
+    started.grpc = await startGrpcServer({ listen: config.grpcListen, service, config, logger, tls, scheduler, onConnectionRefused: () => metrics.grpcConnectionRefused() });
     if (config.httpListen !== undefined) started.http = await startHttpFace({ listen: config.httpListen, service, config, logger, tls, scheduler });
   } catch (err) {
     await stopAll(0);

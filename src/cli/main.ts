@@ -23,7 +23,12 @@ function version(): string {
 }
 
 function summary(c: Config): string {
-  const where = c.discovery === 'dns' ? `dns ${c.dnsName?.host}:${c.dnsName?.port}` : `static ${c.targets.join(',')}`;
+  const where =
+    c.discovery === 'dns'
+      ? `dns ${c.dnsName?.host}:${c.dnsName?.port}`
+      : c.discovery === 'kubernetes'
+        ? `kubernetes EndpointSlices of Service ${c.kubernetesNamespace ?? '(own namespace)'}/${c.kubernetesService}, port ${c.kubernetesPort ?? '(the only one)'}, ${c.kubeconfig === undefined ? 'in-cluster credentials' : `kubeconfig ${c.kubeconfig}`}`
+        : `static ${c.targets.join(',')}`;
   return [
     `config ok`,
     `  discovery: ${where}`,

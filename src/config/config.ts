@@ -11,6 +11,7 @@ import { isPluginId } from '../core/plugin-id.js';
 import { tlsFileProblems } from '../tls/files.js';
 import { OPTIONS, fieldOf, isListKind, type ConfigOf, type OptionKind, type OptionSpec } from './options.js';
 import { relationProblems } from './relations.js';
+import { kubeCredentialProblems, kubeCredentials } from './kubernetes-files.js';
 
 /** The validated configuration: one field per row of the option table (see `ConfigOf`). */
 export type Config = ConfigOf<typeof OPTIONS>;
@@ -49,8 +50,20 @@ export function loadConfig(sources: Sources): Config {
   if (config?.tlsCert !== undefined && config.tlsKey !== undefined && problems.length === 0) {
     problems.push(...tlsFileProblems({ cert: config.tlsCert, key: config.tlsKey, clientCa: config.tlsClientCa }));
   }
+  // Like the TLS files, the Kubernetes credentials are read here so that --check-config
+  // says when neither a service account nor the kubeconfig can be used.
+  if (config?.discovery === 'kubernetes' && problems.length === 0) problems.push(...kubernetesProblems(config, sources.env));
   if (problems.length > 0 || config === undefined) throw GateError.invalidConfig(problems);
   return config;
+}
+
+function kubernetesProblems(config: Config, env: NodeJS.ProcessEnv): string[] {
+  const input = { kubeconfig: config.kubeconfig, env };
+  const problems = kubeCredentialProblems(input);
+  if (problems.length === 0 && config.kubernetesNamespace === undefined && kubeCredentials(input).namespace === undefined) {
+    problems.push('kubernetes-namespace: (unset) is required: neither the service account nor the kubeconfig context names a namespace');
+  }
+  return problems;
 }
 
 /** The problem with a PLUGIN_GATE_* variable that names no option (the line starts with the name). */
@@ -131,19 +144,24 @@ export type Parsed = string | number | boolean | HostPort | readonly string[] | 
 
 /** The Config object of parsed values: one field per row, lists never undefined. */
 function build(get: <T extends Parsed>(k: string) => T): Config {
+  return buildFrom(OPTIONS, get);
+}
+
+/** The config object of any command's table (the gate's, the probe's): one field per row, lists never undefined. */
+export function buildFrom<const T extends readonly OptionSpec[]>(table: T, get: <V extends Parsed>(k: string) => V): ConfigOf<T> {
   const out: Record<string, Parsed> = {};
-  for (const o of OPTIONS) {
+  for (const o of table) {
     const value = get(o.key);
     out[fieldOf(o)] = value === undefined && isListKind(o.kind) ? [] : value;
   }
   // The one cast of this module: the loop above fills exactly the fields ConfigOf derives from the same table.
-  return Object.freeze(out) as unknown as Config;
+  return Object.freeze(out) as unknown as ConfigOf<T>;
 }
 
 function validate(raw: RawValues, problems: string[]): Config | undefined {
   const get = parseAll(OPTIONS, raw, problems);
 
-  const discovery = get<'static' | 'dns'>('discovery');
+  const discovery = get<Config['discovery']>('discovery');
   const targets = get<readonly string[] | undefined>('targets') ?? [];
   if (discovery === 'static' && targets.length === 0 && raw['targets'] === undefined) {
     problems.push('targets: (unset) is required with discovery=static: a comma-separated list of IP:port');
@@ -151,6 +169,7 @@ function validate(raw: RawValues, problems: string[]): Config | undefined {
   if (discovery === 'dns' && raw['dns-name'] === undefined) {
     problems.push('dns-name: (unset) is required with discovery=dns: host:port of a headless Service');
   }
+  problems.push(...kubernetesNameProblems(raw, discovery, get));
   problems.push(...pollingProblems(raw, get));
   const tlsSet = (k: string): boolean => raw[k] !== undefined;
   if (tlsSet('tls-cert') && !tlsSet('tls-key')) problems.push(`tls-key: (unset) is required with tls-cert: the certificate's PEM private key`);
@@ -160,6 +179,27 @@ function validate(raw: RawValues, problems: string[]): Config | undefined {
   }
   if (problems.length > 0) return undefined;
   return build(get);
+}
+
+/** discovery=kubernetes needs its Service; names are checked as Kubernetes checks them. */
+function kubernetesNameProblems(raw: RawValues, discovery: Config['discovery'] | undefined, get: <T extends Parsed>(k: string) => T): string[] {
+  const problems: string[] = [];
+  if (discovery === 'kubernetes' && raw['kubernetes-service'] === undefined) {
+    problems.push("kubernetes-service: (unset) is required with discovery=kubernetes: the name of the daemons' Service");
+  }
+  // A Service name is a DNS-1035 label, a namespace a DNS-1123 label, a port name an IANA service name.
+  const name = (key: string, re: RegExp, what: string): void => {
+    const value = get<string | undefined>(key);
+    if (value !== undefined && !re.test(value)) problems.push(`${key}: ${JSON.stringify(value)} must be ${what}`);
+  };
+  name('kubernetes-service', /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/, 'a Service name: lower-case letters, digits and -, starting with a letter, at most 63');
+  name('kubernetes-namespace', /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'a namespace name: lower-case letters, digits and -, at most 63');
+  const port = get<string | undefined>('kubernetes-port');
+  const portOk =
+    port === undefined ||
+    (/^\d{1,5}$/.test(port) ? Number(port) >= 1 && Number(port) <= 65535 : /^(?=.*[a-z])[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$/.test(port) && !port.includes('--'));
+  if (!portOk) problems.push(`kubernetes-port: ${JSON.stringify(port)} must be a port number 1-65535 or a port name (lower-case letters, digits and -, at most 15)`);
+  return problems;
 }
 
 /**

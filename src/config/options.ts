@@ -48,12 +48,18 @@ export const OPTIONS = [
   { key: 'admin-listen', kind: { type: 'address' }, default: '0.0.0.0:9190', help: 'admin HTTP listener: /healthz /readyz /status /metrics' },
 
   // discovery
-  { key: 'discovery', kind: { type: 'enum', values: ['static', 'dns'] }, default: 'static', help: 'how daemon pods are found: the --targets list, or a DNS name re-resolved on an interval' },
+  { key: 'discovery', kind: { type: 'enum', values: ['static', 'dns', 'kubernetes'] }, default: 'static', help: "how daemon pods are found: the --targets list, a DNS name re-resolved on an interval, or the EndpointSlices of a Kubernetes Service (watched)" },
   { key: 'targets', kind: { type: 'address-list' }, default: undefined, help: 'static daemon pods, comma-separated IP:port (discovery=static)' },
   { key: 'dns-name', kind: { type: 'host-port' }, default: undefined, help: 'host:port of a headless Service with publishNotReadyAddresses (discovery=dns)' },
   { key: 'dns-server', kind: { type: 'address' }, default: undefined, help: 'resolver IP:port to ask instead of the system resolvers (discovery=dns)' },
   { key: 'dns-interval', kind: ms(100, 3_600_000), default: '5s', help: 'how often the DNS name is resolved again' },
   { key: 'dns-timeout', kind: ms(50, 60_000), default: '2s', help: 'timeout of one DNS resolution' },
+  { key: 'kubernetes-service', kind: { type: 'string' }, default: undefined, help: "name of the daemons' Service whose EndpointSlices are watched (discovery=kubernetes)" },
+  { key: 'kubernetes-namespace', kind: { type: 'string' }, default: undefined, help: "the Service's namespace; default: the gate's own (in a pod) or the kubeconfig context's" },
+  { key: 'kubernetes-port', kind: { type: 'string' }, default: undefined, help: "the daemon port: a number, or the name of a port of the Service's EndpointSlices; default: their only port" },
+  { key: 'kubeconfig', kind: { type: 'string' }, default: undefined, help: 'kubeconfig file to reach the API server from outside a cluster (current-context; token, tokenFile or client certificate); default: in-cluster service account' },
+  { key: 'kubernetes-timeout', kind: ms(100, 120_000), default: '10s', help: 'timeout of one Kubernetes API request (a list, and the connect and response head of a watch)' },
+  { key: 'kubernetes-watch-timeout', kind: ms(1000, 3_600_000), default: '60s', help: "the watch's timeoutSeconds: the API server ends each watch after it and the gate watches again from where it was; a watch silent 10s longer is abandoned as dead" },
 
   // status readers
   { key: 'sources', kind: { type: 'enum-list', values: ['metrics', 'health-check', 'ready-check'] }, default: 'metrics,health-check', help: 'status endpoints read on every pod; ready-check needs a daemon with /ready/check' },

@@ -15,6 +15,11 @@ export const ERROR_CODES = [
   // discovery
   'discovery_failed',
   'discovery_empty',
+  // Kubernetes discovery: the API server refused the credentials (401), RBAC
+  // refused the read (403), or the Service (or its namespace) does not exist
+  'discovery_unauthorized',
+  'discovery_forbidden',
+  'discovery_service_not_found',
   // configuration
   'config_invalid',
   // requests

@@ -6,6 +6,7 @@
 import type { Clock } from '../core/clock.js';
 import { GateError } from '../core/errors.js';
 import type { PluginId } from '../core/plugin-id.js';
+import type { Endpoint } from '../discovery/types.js';
 import type { MetricsData, PodReport, ReadyData } from '../status/types.js';
 import { pluginOnPod, pluginsOf, podInStartup, startupSignal, type PodData, type RuleConfig, type StartupSignal } from './rules.js';
 import type { FleetSnapshot, PluginOnPod, PluginView, PodState, PodView } from './types.js';
@@ -21,6 +22,8 @@ interface PodRecord {
   readonly address: string;
   firstSeenAt: number;
   removedAt: number | undefined;
+  /** From discovery that knows it (Kubernetes); replaced only when it changes by value. */
+  endpoint: Endpoint | undefined;
   polls: number;
   consecutiveFailures: number;
   lastReportAt: number | undefined;
@@ -63,13 +66,13 @@ interface PodRecord {
    * expiring, a start-up bound, a retry stalling); before it, and with no new
    * report, the view still holds and costs nothing to keep.
    */
-  cached: { polls: number; readyFresh: boolean; removedAt: number | undefined; validUntil: number; view: PodView } | undefined;
+  cached: { polls: number; readyFresh: boolean; removedAt: number | undefined; endpoint: Endpoint | undefined; validUntil: number; view: PodView } | undefined;
 }
 
 /** A transition worth a log line: pod state or plugin state on a pod changed. */
 export type FleetChange =
-  | { readonly kind: 'pod'; readonly pod: string; readonly from: PodState | 'new'; readonly to: PodState; readonly error: GateError | undefined }
-  | { readonly kind: 'plugin'; readonly pod: string; readonly plugin: PluginId; readonly from: PluginOnPod['state']; readonly to: PluginOnPod['state']; readonly why: string };
+  | { readonly kind: 'pod'; readonly pod: string; readonly name?: string | undefined; readonly from: PodState | 'new'; readonly to: PodState; readonly error: GateError | undefined }
+  | { readonly kind: 'plugin'; readonly pod: string; readonly name?: string | undefined; readonly plugin: PluginId; readonly from: PluginOnPod['state']; readonly to: PluginOnPod['state']; readonly why: string };
 
 export type SnapshotListener = (snap: FleetSnapshot, changes: readonly FleetChange[]) => void;
 
@@ -114,17 +117,22 @@ export class FleetTracker {
     this.listeners.push(listener);
   }
 
-  /** Discovery's current set. A pod that leaves is kept as `removed` for a while, then forgotten. */
-  setPods(addresses: readonly string[], error?: GateError): void {
+  /**
+   * Discovery's current set. A pod that leaves is kept as `removed` for a while, then forgotten.
+   * `endpoints` (Kubernetes) names the pods and marks the terminating ones, which stop being routed to at once.
+   */
+  setPods(addresses: readonly string[], error?: GateError, endpoints?: ReadonlyMap<string, Endpoint>): void {
     const now = this.clock.now();
     const keep = new Set(addresses);
     for (const a of addresses) {
-      const rec = this.pods.get(a);
-      if (rec === undefined) this.pods.set(a, newRecord(a, now));
-      else if (rec.removedAt !== undefined) {
-        // Back again (e.g. the same IP reused): start over, nothing old is trusted.
-        this.pods.set(a, newRecord(a, now));
+      let rec = this.pods.get(a);
+      if (rec === undefined || rec.removedAt !== undefined || differentPod(rec.endpoint, endpoints?.get(a))) {
+        // New, or back again (the same IP reused, perhaps by another pod): start over, nothing old is trusted.
+        rec = newRecord(a, now);
+        this.pods.set(a, rec);
       }
+      const ep = endpoints?.get(a);
+      if (!sameEndpoint(rec.endpoint, ep)) rec.endpoint = ep;
     }
     for (const rec of this.pods.values()) {
       if (!keep.has(rec.address) && rec.removedAt === undefined) rec.removedAt = now;
@@ -332,7 +340,7 @@ export class FleetTracker {
       const c = rec.cached;
       // No report and no time bound passed since the view was built: it holds as it is. This keeps a
       // build (one per report) from costing every pod's rules: a round of N reports is not N² work.
-      if (c !== undefined && c.polls === rec.polls && c.removedAt === rec.removedAt && now < c.validUntil) {
+      if (c !== undefined && c.polls === rec.polls && c.removedAt === rec.removedAt && c.endpoint === rec.endpoint && now < c.validUntil) {
         pods.set(address, c.view);
         if (c.view.state === 'live') {
           live.push(c.view);
@@ -389,6 +397,8 @@ export class FleetTracker {
         }
         view = {
           address,
+          name: rec.endpoint?.podName,
+          endpoint: rec.endpoint,
           state,
           freshUntil: state === 'live' && rec.metricsAt !== undefined ? rec.metricsAt + cfg.staleAfterMs : -Infinity,
           inStartup,
@@ -414,7 +424,7 @@ export class FleetTracker {
         upcoming(rec.signal.value.until, now),
         rec.derived?.validUntil ?? Infinity,
       );
-      rec.cached = { polls: rec.polls, readyFresh, removedAt: rec.removedAt, validUntil, view };
+      rec.cached = { polls: rec.polls, readyFresh, removedAt: rec.removedAt, endpoint: rec.endpoint, validUntil, view };
       pods.set(address, view);
       if (state === 'live') {
         live.push(view);
@@ -492,6 +502,7 @@ function newRecord(address: string, now: number): PodRecord {
     address,
     firstSeenAt: now,
     removedAt: undefined,
+    endpoint: undefined,
     polls: 0,
     consecutiveFailures: 0,
     lastReportAt: undefined,
@@ -534,26 +545,42 @@ function newProcess(rec: PodRecord, at: number): void {
 }
 
 /**
- * removed: gone from discovery. unreachable: the last poll was refused at
- * connect (nothing listens), or N polls in a row got no answer from any source.
- * stale: no good plugin data (metrics) within the bound, including a pod never
- * read yet. live: otherwise.
+ * removed: gone from discovery. terminating: discovery says the pod is being
+ * deleted (it may still answer, but gets no new requests). unreachable: the
+ * last poll was refused at connect (nothing listens), or N polls in a row got
+ * no answer from any source. stale: no good plugin data (metrics) within the
+ * bound, including a pod never read yet. live: otherwise.
  */
-export function podState(rec: Pick<PodRecord, 'removedAt' | 'consecutiveFailures' | 'metricsAt' | 'refusedAt'>, cfg: TrackerConfig, now: number): PodState {
+export function podState(
+  rec: Pick<PodRecord, 'removedAt' | 'consecutiveFailures' | 'metricsAt' | 'refusedAt'> & { readonly endpoint?: Endpoint | undefined },
+  cfg: TrackerConfig,
+  now: number,
+): PodState {
   if (rec.removedAt !== undefined) return 'removed';
+  if (rec.endpoint?.terminating === true) return 'terminating';
   if (rec.refusedAt !== undefined || rec.consecutiveFailures >= cfg.unreachableAfter) return 'unreachable';
   if (rec.metricsAt === undefined || now - rec.metricsAt > cfg.staleAfterMs) return 'stale';
   return 'live';
 }
 
+function sameEndpoint(a: Endpoint | undefined, b: Endpoint | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return a.podName === b.podName && a.ready === b.ready && a.serving === b.serving && a.terminating === b.terminating;
+}
+
+/** Another pod at a known address: both named, differently (a new pod got a freed IP). */
+function differentPod(known: Endpoint | undefined, now: Endpoint | undefined): boolean {
+  return known?.podName !== undefined && now?.podName !== undefined && known.podName !== now.podName;
+}
+
 function diffPod(before: PodView | undefined, after: PodView, out: FleetChange[]): void {
   if (before === undefined || before.state !== after.state) {
-    out.push({ kind: 'pod', pod: after.address, from: before?.state ?? 'new', to: after.state, error: after.lastError });
+    out.push({ kind: 'pod', pod: after.address, name: after.name, from: before?.state ?? 'new', to: after.state, error: after.lastError });
   }
   if (after.state !== 'live') return;
   for (const [id, p] of after.plugins) {
     const was = before?.state === 'live' ? before.plugins.get(id)?.state ?? 'absent' : 'absent';
-    if (was !== p.state) out.push({ kind: 'plugin', pod: after.address, plugin: id, from: was, to: p.state, why: p.why });
+    if (was !== p.state) out.push({ kind: 'plugin', pod: after.address, name: after.name, plugin: id, from: was, to: p.state, why: p.why });
   }
 }
 

@@ -4,9 +4,13 @@
  */
 import type { GateError } from '../core/errors.js';
 import type { PluginId } from '../core/plugin-id.js';
+import type { Endpoint } from '../discovery/types.js';
 
-/** live: answering with fresh data; unreachable: N polls failed in a row; stale: no fresh report in the bound; removed: gone from discovery. */
-export type PodState = 'live' | 'unreachable' | 'stale' | 'removed';
+/**
+ * live: answering with fresh data; unreachable: N polls failed in a row; stale: no fresh report in the bound;
+ * removed: gone from discovery; terminating: discovery says the pod is being deleted (Kubernetes), so it gets no new requests.
+ */
+export type PodState = 'live' | 'unreachable' | 'stale' | 'removed' | 'terminating';
 
 /** ready: running; starting: launching or retrying; failed: retries exhausted; absent: no series. */
 export type PluginState = 'ready' | 'starting' | 'failed' | 'absent';
@@ -24,6 +28,10 @@ export interface PluginOnPod {
 export interface PodView {
   /** `IP:port`, also the value the gateway routes to. */
   readonly address: string;
+  /** The pod's name when discovery knows it (Kubernetes targetRef); shown beside the address, never routed by. */
+  readonly name: string | undefined;
+  /** What Kubernetes discovery says of the endpoint (ready, serving, terminating); undefined with static or DNS discovery. */
+  readonly endpoint: Endpoint | undefined;
   readonly state: PodState;
   /** Data from this pod counts only until this clock time; decisions check it against `now`. */
   readonly freshUntil: number;

@@ -9,7 +9,7 @@ import client from 'prom-client';
 import { systemScheduler, type Clock } from '../core/clock.js';
 import { ERROR_CODES, type ErrorCode } from '../core/errors.js';
 import { ALLOW_REASONS, REASONS, type Decision, type Reason } from '../decide/types.js';
-import type { FleetSnapshot } from '../fleet/types.js';
+import type { FleetSnapshot, PodView } from '../fleet/types.js';
 import type { PodReport, SourceName, SourceResult } from '../status/types.js';
 import { HOLD_OUTCOMES, type HoldOutcome } from '../app/hold.js';
 
@@ -26,6 +26,11 @@ export class GateMetrics {
   private readonly discoveryErrors: client.Counter;
   private readonly backgroundErrors: client.Counter<'source' | 'code'>;
   private readonly logSuppressed: client.Counter;
+  private readonly grpcRefused = new client.Counter({
+    name: 'plugin_gate_grpc_connections_refused_total',
+    help: 'gRPC connections refused because grpc-max-connections were open.',
+    registers: [this.registry],
+  });
   private readonly stateSuppressed = new client.Counter({
     name: 'plugin_gate_state_log_suppressed_total',
     help: 'Plugin state change log lines dropped by state-log-rate (the states themselves are in /status).',
@@ -112,35 +117,35 @@ export class GateMetrics {
     });
     new client.Gauge({
       name: 'plugin_gate_pod_live',
-      help: 'Per daemon pod: 1 live, 0 otherwise (state label says which).',
-      labelNames: ['pod', 'state'] as const,
+      help: 'Per daemon pod: 1 live, 0 otherwise (state label says which; pod_name when discovery knows it).',
+      labelNames: ['pod', 'pod_name', 'state'] as const,
       registers: reg,
       collect() {
         this.reset();
-        for (const p of snapshot().pods.values()) this.labels(p.address, p.state).set(p.state === 'live' ? 1 : 0);
+        for (const p of snapshot().pods.values()) this.set(podLabels(p, { state: p.state }), p.state === 'live' ? 1 : 0);
       },
     });
     new client.Gauge({
       name: 'plugin_gate_pod_report_age_seconds',
       help: 'Per daemon pod: seconds since the last good status report.',
-      labelNames: ['pod'] as const,
+      labelNames: ['pod', 'pod_name'] as const,
       registers: reg,
       collect() {
         this.reset();
         const now = clock.now();
         for (const p of snapshot().pods.values()) {
-          if (p.lastSuccessAt !== undefined) this.labels(p.address).set((now - p.lastSuccessAt) / 1000);
+          if (p.lastSuccessAt !== undefined) this.set(podLabels(p, {}), (now - p.lastSuccessAt) / 1000);
         }
       },
     });
     new client.Gauge({
       name: 'plugin_gate_pod_in_startup',
       help: 'Per live daemon pod: 1 while it is still launching plugins.',
-      labelNames: ['pod'] as const,
+      labelNames: ['pod', 'pod_name'] as const,
       registers: reg,
       collect() {
         this.reset();
-        for (const p of snapshot().livePods) this.labels(p.address).set(p.inStartup ? 1 : 0);
+        for (const p of snapshot().livePods) this.set(podLabels(p, {}), p.inStartup ? 1 : 0);
       },
     });
     new client.Gauge({
@@ -186,6 +191,11 @@ export class GateMetrics {
   holdEnded(outcome: HoldOutcome, seconds: number | undefined): void {
     this.holdOutcomes.get(outcome)?.inc();
     if (seconds !== undefined) this.holdWait.labels(outcome).observe(seconds);
+  }
+
+  /** A gRPC connection refused at grpc-max-connections. */
+  grpcConnectionRefused(): void {
+    this.grpcRefused.inc();
   }
 
   /** Plugin state change lines dropped by state-log-rate. */
@@ -282,6 +292,14 @@ export class PollCounter {
     const code: 'ok' | ErrorCode = res.ok ? 'ok' : res.error.code;
     this.children.get(name + code)?.inc();
   }
+}
+
+/**
+ * A pod's labels: its address, plus its name when discovery knows one (Kubernetes). Both come from
+ * discovery, never from requests, and the tracker forgets removed pods, so the set stays bounded.
+ */
+function podLabels<T extends Record<string, string>>(p: PodView, more: T): T & { pod: string; pod_name?: string } {
+  return p.name === undefined ? { pod: p.address, ...more } : { pod: p.address, pod_name: p.name, ...more };
 }
 
 function isAllowReason(r: Reason): boolean {

@@ -37,9 +37,9 @@ export class StateChangeLog {
       if (c.kind === 'pod') {
         // Losing a live pod is worth a warning; a new pod not read yet is not.
         const level = c.from === 'live' && (c.to === 'unreachable' || c.to === 'stale') ? 'warn' : 'info';
-        this.logger[level]({ pod: c.pod, from: c.from, to: c.to, code: c.error?.code, err: c.error?.message }, 'pod state changed');
+        this.logger[level]({ pod: c.pod, pod_name: c.name, from: c.from, to: c.to, code: c.error?.code, err: c.error?.message }, 'pod state changed');
       } else if (this.take()) {
-        this.logger.info({ pod: c.pod, plugin_id: c.plugin, from: c.from, to: c.to, why: c.why }, 'plugin state changed');
+        this.logger.info({ pod: c.pod, pod_name: c.name, plugin_id: c.plugin, from: c.from, to: c.to, why: c.why }, 'plugin state changed');
       } else {
         this.suppressed++;
         this.byState[c.to] = (this.byState[c.to] ?? 0) + 1;

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { GateError } from '../core/errors.js';
 import { loadProbeConfig, probeConfigFor } from './config.js';
 import { PROBE_OPTIONS, PROBE_OWN_OPTIONS, PROBE_SHARED_KEYS } from './options.js';
-import { OPTIONS } from '../config/options.js';
+import { OPTIONS, fieldOf } from '../config/options.js';
 
 function problems(fn: () => unknown): string[] {
   try {
@@ -36,7 +36,15 @@ describe('probe configuration', () => {
     for (const k of PROBE_SHARED_KEYS) {
       assert.equal(PROBE_OPTIONS.find((o) => o.key === k), OPTIONS.find((o) => o.key === k), k);
     }
-    for (const o of PROBE_OWN_OPTIONS) assert.ok(!OPTIONS.some((g) => g.key === o.key), `${o.key} is the probe's own`);
+    const gateKeys: ReadonlySet<string> = new Set(OPTIONS.map((o) => o.key));
+    for (const o of PROBE_OWN_OPTIONS) assert.ok(!gateKeys.has(o.key), `${o.key} is the probe's own`);
+  });
+
+  it('the ProbeConfig has one field per option of its table, named as the gate\'s fields are', () => {
+    const c = probeConfigFor({ target: '127.0.0.1:5002', 'min-running': '0.5' });
+    assert.deepEqual(Object.keys(c).sort(), PROBE_OPTIONS.map(fieldOf).sort());
+    assert.equal(c.minRunning, 0.5);
+    assert.equal(c.pollJitterPercent, 10);
   });
 
   it('reads flags, environment and file in the gate\'s order', () => {

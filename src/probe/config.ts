@@ -3,35 +3,19 @@
  * file, defaults), the same value rules and the same cross-checks as the gate,
  * over the probe's own option table.
  */
-import { mergeLayers, parseAll, pollingProblems, type Sources } from '../config/config.js';
-import type { HostPort } from '../core/address.js';
+import { buildFrom, mergeLayers, parseAll, pollingProblems, type Sources } from '../config/config.js';
+import type { ConfigOf } from '../config/options.js';
+import { formatHostPort, type HostPort } from '../core/address.js';
 import { GateError } from '../core/errors.js';
-import type { PluginId } from '../core/plugin-id.js';
-import type { SourceName } from '../status/types.js';
 import type { TrackerConfig } from '../fleet/tracker.js';
 import { pollingRelationProblems } from '../config/relations.js';
 import { PROBE_OPTIONS, gateOnly } from './options.js';
-import type { ReadinessPolicy } from './policy.js';
 
-export interface ProbeConfig extends ReadinessPolicy {
-  readonly target: string;
-  readonly listen: HostPort;
-  readonly sources: readonly SourceName[];
-  readonly pollIntervalMs: number;
-  readonly pollJitterPercent: number;
-  readonly pollTimeoutMs: number;
-  readonly healthCheckIntervalMs: number;
-  readonly maxStatusBytes: number;
-  readonly daemonRetryLimit: number;
-  readonly retryStallMs: number;
-  readonly unreachableAfter: number;
-  readonly staleAfterMs: number;
-  readonly startupGraceMs: number;
-  readonly startupMaxMs: number;
-  readonly maxPlugins: number;
-  readonly logLevel: string;
-  readonly logBufferBytes: number;
-}
+/**
+ * The validated configuration: one field per row of PROBE_OPTIONS (`ConfigOf`,
+ * as the gate's Config), with the target as the `IP:port` string the readers use.
+ */
+export type ProbeConfig = Omit<ConfigOf<typeof PROBE_OPTIONS>, 'target'> & { readonly target: string };
 
 /** Throws GateError config_invalid listing every problem, one line each, naming the key. */
 export function loadProbeConfig(sources: Sources): ProbeConfig {
@@ -43,29 +27,7 @@ export function loadProbeConfig(sources: Sources): ProbeConfig {
   if (raw['target'] === undefined) problems.push('target: (unset) is required: the daemon to watch, IP:port (127.0.0.1:5002 in its pod)');
   else if (target !== undefined && target.port === 0) problems.push(`target: ${JSON.stringify(raw['target'])} needs a non-zero port`);
   if (problems.length > 0 || target === undefined) throw GateError.invalidConfig(problems);
-  const config: ProbeConfig = {
-    target: target.host.includes(':') ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`,
-    listen: get<HostPort>('listen'),
-    require: get<readonly PluginId[] | undefined>('require') ?? [],
-    minRunning: get<number | undefined>('min-running'),
-    failed: get<'ignore' | 'block'>('failed'),
-    latch: get<boolean>('latch'),
-    sources: get<readonly SourceName[]>('sources'),
-    pollIntervalMs: get<number>('poll-interval'),
-    pollJitterPercent: get<number>('poll-jitter'),
-    pollTimeoutMs: get<number>('poll-timeout'),
-    healthCheckIntervalMs: get<number>('health-check-interval'),
-    maxStatusBytes: get<number>('max-status-bytes'),
-    daemonRetryLimit: get<number>('daemon-retry-limit'),
-    retryStallMs: get<number>('retry-stall'),
-    unreachableAfter: get<number>('unreachable-after'),
-    staleAfterMs: get<number>('stale-after'),
-    startupGraceMs: get<number>('startup-grace'),
-    startupMaxMs: get<number>('startup-max'),
-    maxPlugins: get<number>('max-plugins'),
-    logLevel: get<string>('log-level'),
-    logBufferBytes: get<number>('log-buffer-bytes'),
-  };
+  const config: ProbeConfig = { ...buildFrom(PROBE_OPTIONS, get), target: formatHostPort(target) };
   problems.push(...pollingRelationProblems(config));
   if (problems.length > 0) throw GateError.invalidConfig(problems);
   return config;

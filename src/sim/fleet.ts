@@ -7,7 +7,7 @@
 import { DAEMON_SCAN_INTERVAL_MS } from '../core/daemon.js';
 import { GateError } from '../core/errors.js';
 import type { PluginId } from '../core/plugin-id.js';
-import { SimDaemon, type SimEvent } from './daemon.js';
+import { SimDaemon, type SimDaemonOptions, type SimEvent } from './daemon.js';
 import { checkSpec, uniqueIdentifierFor, type PluginSpec } from './lifecycle.js';
 import { systemScheduler, type Scheduler, type TimerHandle } from '../core/clock.js';
 
@@ -48,14 +48,25 @@ export interface SimFleetOptions {
   readonly onEvent?: (event: SimEvent) => void;
 }
 
+/** Called with the fleet's pods after each change of membership (a pod added or removed). */
+export type FleetChangeListener = (pods: readonly SimDaemon[]) => void;
+
 export class SimFleet {
-  readonly pods: readonly SimDaemon[];
-  private readonly scheduler: Scheduler;
+  /** Replaced, never mutated, on each change: a reference taken earlier stays as it was. */
+  private members: readonly SimDaemon[];
+  /** Every pod's timers and every scenario wait run on it. */
+  readonly scheduler: Scheduler;
   private readonly timeScale: number;
   private readonly overrides: SimFleetOptions['podPlugins'];
   private readonly runtimeInstalls: readonly RuntimeInstall[];
   private readonly timers = new Set<TimerHandle>();
   private closed = false;
+  /** Options every pod shares, for pods added later (`addPod`). */
+  private readonly shared: Omit<SimDaemonOptions, 'name' | 'port' | 'plugins'>;
+  /** The shared plugin storage: installed at start, installed at run time, minus uninstalled. */
+  private installed: PluginSpec[];
+  private created: number;
+  private readonly changeListeners: FleetChangeListener[] = [];
 
   constructor(opts: SimFleetOptions) {
     if (!Number.isInteger(opts.pods) || opts.pods < 1) throw new GateError('config_invalid', 'sim fleet: pods must be >= 1');
@@ -72,24 +83,87 @@ export class SimFleet {
     this.timeScale = opts.timeScale ?? 1;
     this.overrides = opts.podPlugins;
     this.runtimeInstalls = opts.runtimeInstalls ?? [];
+    this.shared = {
+      scheduler: this.scheduler,
+      timeScale: this.timeScale,
+      readyCheck: opts.readyCheck ?? false,
+      ...(opts.host !== undefined && { host: opts.host }),
+      ...(opts.launchConcurrency !== undefined && { launchConcurrency: opts.launchConcurrency }),
+      ...(opts.retryLimit !== undefined && { retryLimit: opts.retryLimit }),
+      ...(opts.version !== undefined && { version: opts.version }),
+      ...(opts.onEvent !== undefined && { onEvent: opts.onEvent }),
+    };
+    this.installed = [...opts.plugins];
     const pods: SimDaemon[] = [];
     for (let i = 0; i < opts.pods; i++) {
-      const daemonOpts = {
-        name: `pod-${i + 1}`,
-        port: basePort === 0 ? 0 : basePort + i,
-        plugins: opts.plugins.map((spec) => this.specFor(i, spec)),
-        scheduler: this.scheduler,
-        timeScale: this.timeScale,
-        readyCheck: opts.readyCheck ?? false,
-        ...(opts.host !== undefined && { host: opts.host }),
-        ...(opts.launchConcurrency !== undefined && { launchConcurrency: opts.launchConcurrency }),
-        ...(opts.retryLimit !== undefined && { retryLimit: opts.retryLimit }),
-        ...(opts.version !== undefined && { version: opts.version }),
-        ...(opts.onEvent !== undefined && { onEvent: opts.onEvent }),
-      };
-      pods.push(new SimDaemon(daemonOpts));
+      pods.push(
+        new SimDaemon({
+          ...this.shared,
+          name: `pod-${i + 1}`,
+          port: basePort === 0 ? 0 : basePort + i,
+          plugins: opts.plugins.map((spec) => this.specFor(i, spec)),
+        }),
+      );
     }
-    this.pods = pods;
+    this.members = pods;
+    this.created = pods.length;
+  }
+
+  /** The fleet's pods now, in the order they were created (pods removed by `removePod` are gone). */
+  get pods(): readonly SimDaemon[] {
+    return this.members;
+  }
+
+  /**
+   * A new pod joins (a Deployment's surge, a scale-up): pod-(n+1) on an
+   * ephemeral port, with every plugin of the shared storage, cold — its
+   * process starts now and launches them all. Resolves once it listens.
+   */
+  async addPod(): Promise<SimDaemon> {
+    if (this.closed) throw new GateError('internal', 'sim fleet is closed');
+    const index = this.created++;
+    const pod = new SimDaemon({
+      ...this.shared,
+      name: `pod-${index + 1}`,
+      port: 0,
+      plugins: this.installed.map((spec) => this.specFor(index, spec)),
+    });
+    await pod.start();
+    if (this.closed) {
+      await pod.close();
+      throw new GateError('internal', 'sim fleet closed while a pod was being added');
+    }
+    this.members = [...this.members, pod];
+    this.changed();
+    return pod;
+  }
+
+  /** The pod leaves the fleet (its Kubernetes object is gone); its process exits if it has not already. */
+  async removePod(pod: SimDaemon): Promise<void> {
+    if (this.members.includes(pod)) {
+      this.members = this.members.filter((p) => p !== pod);
+      this.changed();
+    }
+    await pod.close();
+  }
+
+  /** Calls `listener` after every membership change; returns a function that unsubscribes. */
+  onChange(listener: FleetChangeListener): () => void {
+    this.changeListeners.push(listener);
+    return () => {
+      const i = this.changeListeners.indexOf(listener);
+      if (i >= 0) this.changeListeners.splice(i, 1);
+    };
+  }
+
+  private changed(): void {
+    for (const l of [...this.changeListeners]) {
+      try {
+        l(this.members);
+      } catch {
+        // An observer's bug must not break the fleet.
+      }
+    }
   }
 
   /** `host:port,host:port,…` in pod order: a gate's static target list. */
@@ -124,6 +198,7 @@ export class SimFleet {
   installAtRuntime(spec: PluginSpec, firstPodIndex = 0): string {
     checkSpec(spec);
     this.checkPodIndex(firstPodIndex, this.pods.length);
+    this.installed.push(spec);
     this.pods[firstPodIndex]?.install(this.specFor(firstPodIndex, spec));
     this.later(DAEMON_SCAN_INTERVAL_MS * this.timeScale, () => {
       this.pods.forEach((pod, i) => {
@@ -135,6 +210,7 @@ export class SimFleet {
 
   /** Uninstalls on every pod at once (shared storage). */
   uninstall(idOrUniqueId: string): void {
+    this.installed = this.installed.filter((s) => s.id !== idOrUniqueId && uniqueIdentifierFor(s.id, s.version) !== idOrUniqueId);
     for (const pod of this.pods) pod.uninstall(idOrUniqueId);
   }
 

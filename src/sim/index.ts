@@ -19,5 +19,19 @@ export {
   type SimMode,
   type SimStats,
 } from './daemon.js';
-export { SimFleet, type PluginOverride, type RuntimeInstall, type SimFleetOptions } from './fleet.js';
+export { SimFleet, type FleetChangeListener, type PluginOverride, type RuntimeInstall, type SimFleetOptions } from './fleet.js';
+export { FleetDiscovery, type FleetDiscoveryOptions } from './discovery.js';
+export {
+  Kubelet,
+  crashPod,
+  healthCheckReady,
+  rollingUpdate,
+  type CrashOptions,
+  type KubeletOptions,
+  type Readiness,
+  type Rollout,
+  type RolloutEvent,
+  type RolloutEventKind,
+  type RollingUpdateOptions,
+} from './rollout.js';
 export { DEMO_PLUGINS, DEMO_RUNTIME_INSTALL, demoScenario, type DemoScenario } from './scenario.js';

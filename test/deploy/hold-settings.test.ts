@@ -49,7 +49,8 @@ describe('hold-starting in the shipped kits', () => {
   });
 
   it('Kubernetes: the gate holds 30 s and the Envoy front is sized for it', () => {
-    const gate = loadConfig({ flags: {}, env: {}, file: join(DEPLOY, 'kubernetes/config.yaml') });
+    // The file's discovery (kubernetes) needs the pod's service account; the hold settings under test do not.
+    const gate = loadConfig({ flags: { discovery: 'dns', 'dns-name': 'plugin-daemon-headless.dify.svc.cluster.local:5002' }, env: {}, file: join(DEPLOY, 'kubernetes/config.yaml') });
     assert.equal(gate.holdStartingMs, 30_000);
     const deployment = parseAllDocuments(readFileSync(join(DEPLOY, 'kubernetes/plugin-gate.yaml'), 'utf8'))
       .map((d) => d.toJS() as Obj)

@@ -4,7 +4,8 @@
  * unknown fields rejected, the Istio objects against Istio's CRD schemas, and the Envoy Gateway,
  * Gateway API and Traefik objects against field lists taken from their API references. On top,
  * the properties the gate relies on: discovery that sees starting pods, probes on the admin
- * port, a locked-down pod, two replicas with a disruption budget, fail-closed gateway settings.
+ * port, a locked-down pod, two replicas with a disruption budget, fail-closed gateway settings,
+ * and RBAC that grants Kubernetes discovery exactly the reads it makes (and the DNS component none).
  */
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,6 +19,9 @@ import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Service } from 'kubernetes-models/v1/Service';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
+import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
+import { Role } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
+import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
 import { Ingress } from 'kubernetes-models/networking.k8s.io/v1/Ingress';
 import { AuthorizationPolicy } from '@kubernetes-models/istio/security.istio.io/v1/AuthorizationPolicy';
 import { IstioOperator } from '@kubernetes-models/istio/install.istio.io/v1alpha1/IstioOperator';
@@ -39,15 +43,43 @@ function docsOf(file: string): Obj[] {
   return parseAllDocuments(readFileSync(join(DEPLOY, file), 'utf8')).map((d) => d.toJS() as Obj);
 }
 
-function render(): Obj[] {
-  const out = execFileSync('kubectl', ['kustomize', join(DEPLOY, 'kubernetes')], { encoding: 'utf8', timeout: 30_000 });
+function render(dir = join(DEPLOY, 'kubernetes')): Obj[] {
+  const out = execFileSync('kubectl', ['kustomize', dir], { encoding: 'utf8', timeout: 30_000 });
   return parseAllDocuments(out).map((d) => d.toJS() as Obj);
+}
+
+/** The base with the dns component, as an overlay would enable it (kustomize wants relative paths). */
+function renderDnsComponent(): Obj[] {
+  const overlay = mkdtempSync(join(tmpdir(), 'plugin-gate-k8s-dns-'));
+  try {
+    const base = relative(overlay, join(DEPLOY, 'kubernetes'));
+    writeFileSync(join(overlay, 'kustomization.yaml'), `resources:\n  - ${base}\ncomponents:\n  - ${base}/dns\n`);
+    return render(overlay);
+  } finally {
+    rmSync(overlay, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A kubeconfig that satisfies the credential check, so a discovery=kubernetes file can be loaded
+ * outside a cluster; its context namespace stands in for the pod's own (the service account's file).
+ */
+function testKubeconfig(dir: string, namespace: string): string {
+  const path = join(dir, 'kubeconfig');
+  writeFileSync(
+    path,
+    `apiVersion: v1\nkind: Config\ncurrent-context: t\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:6443"}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: t, context: {cluster: c, user: u, namespace: ${namespace}}}]\n`,
+  );
+  return path;
 }
 
 const MODELS: Record<string, new (data: any) => { validate(): void }> = {
   'apps/v1/Deployment': Deployment,
   'v1/ConfigMap': ConfigMap,
   'v1/Service': Service,
+  'v1/ServiceAccount': ServiceAccount,
+  'rbac.authorization.k8s.io/v1/Role': Role,
+  'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
   'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
   'networking.k8s.io/v1/Ingress': Ingress,
   'security.istio.io/v1/AuthorizationPolicy': AuthorizationPolicy,
@@ -85,10 +117,13 @@ describe('kubectl kustomize deploy/kubernetes', () => {
       'Deployment/plugin-gate-envoy',
       'PodDisruptionBudget/plugin-gate',
       'PodDisruptionBudget/plugin-gate-envoy',
+      'Role/plugin-gate-discovery',
+      'RoleBinding/plugin-gate-discovery',
       'Service/plugin-daemon-headless',
       'Service/plugin-gate',
       'Service/plugin-gate-envoy',
       'Service/plugin-gate-headless',
+      'ServiceAccount/plugin-gate',
     ]);
     for (const o of rendered) assert.equal(o['metadata']['namespace'], NAMESPACE, `${o['kind']} ${o['metadata']['name']} namespace`);
   });
@@ -146,7 +181,6 @@ describe('plugin-gate Deployment', () => {
     assert.equal(c['securityContext']['readOnlyRootFilesystem'], true);
     assert.equal(c['securityContext']['allowPrivilegeEscalation'], false);
     assert.deepEqual(c['securityContext']['capabilities']['drop'], ['ALL']);
-    assert.equal(pod['automountServiceAccountToken'], false);
     assert.equal(pod['enableServiceLinks'], false, 'no Service-link variables next to PLUGIN_GATE_* options');
     assert.ok(c['resources']['requests']['cpu'] && c['resources']['requests']['memory'] && c['resources']['limits']['memory']);
   });
@@ -165,16 +199,60 @@ describe('gate configuration and discovery', () => {
   const dir = mkdtempSync(join(tmpdir(), 'plugin-gate-k8s-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('config.yaml is accepted by the gate and discovers daemons through the headless Service', () => {
+  it('config.yaml is accepted by the gate and watches the EndpointSlices of the daemon Service, in its own namespace', () => {
     const cm = byKind('ConfigMap').find((x) => String(x['metadata']['name']).startsWith('plugin-gate-config-'))!;
     const file = join(dir, 'config.yaml');
     writeFileSync(file, cm['data']['config.yaml']);
+    // In a pod the service account supplies the credentials; here a kubeconfig stands in for them.
+    const config = loadConfig({ flags: { kubeconfig: testKubeconfig(dir, NAMESPACE) }, env: {}, file });
+    assert.equal(config.discovery, 'kubernetes');
+    const headless = named('Service', 'plugin-daemon-headless');
+    assert.equal(config.kubernetesService, headless['metadata']['name']);
+    assert.equal(config.kubernetesNamespace, undefined, "the gate's own namespace, which is the Service's");
+    assert.equal(headless['metadata']['namespace'], NAMESPACE);
+    const port = (headless['spec']['ports'] as Obj[]).find((p) => p['name'] === config.kubernetesPort);
+    assert.equal(port?.['targetPort'], 5002, 'kubernetes-port names the daemon port of the Service');
+    assert.deepEqual([config.grpcListen.port, config.httpListen?.port, config.adminListen.port], [9191, 9192, ADMIN_PORT]);
+    // Without credentials the same file is refused at start-up, naming the key.
+    assert.throws(() => loadConfig({ flags: {}, env: {}, file }), /kubeconfig: \(unset\) is required with discovery=kubernetes outside a pod/);
+  });
+
+  it('RBAC: the gate runs as its ServiceAccount, whose Role grants get/list/watch on endpointslices and get on the one daemon Service, nothing more', () => {
+    const dep = named('Deployment', 'plugin-gate');
+    const pod = dep['spec']['template']['spec'] as Obj;
+    assert.equal(pod['serviceAccountName'], 'plugin-gate');
+    assert.equal(pod['automountServiceAccountToken'], true, 'the token discovery authenticates with');
+    named('ServiceAccount', 'plugin-gate');
+    const role = named('Role', 'plugin-gate-discovery');
+    assert.deepEqual(role['rules'], [
+      { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: [''], resources: ['services'], resourceNames: ['plugin-daemon-headless'], verbs: ['get'] },
+    ]);
+    const binding = named('RoleBinding', 'plugin-gate-discovery');
+    assert.deepEqual(binding['roleRef'], { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'plugin-gate-discovery' });
+    assert.deepEqual(binding['subjects'], [{ kind: 'ServiceAccount', name: 'plugin-gate', namespace: NAMESPACE }]);
+    assert.equal(byKind('ClusterRole').length + byKind('ClusterRoleBinding').length, 0, 'no cluster-wide rights');
+  });
+
+  it('the dns component: no API access at all, DNS discovery through the headless Service, every object valid', () => {
+    const objs = renderDnsComponent();
+    const kinds = new Set(objs.map((o) => o['kind']));
+    for (const k of ['ServiceAccount', 'Role', 'RoleBinding']) assert.ok(!kinds.has(k), `no ${k}`);
+    for (const o of objs) assert.deepEqual(problems(o), [], `${o['kind']} ${o['metadata']['name']}`);
+    const pod = objs.find((o) => o['kind'] === 'Deployment' && o['metadata']['name'] === 'plugin-gate')!['spec']['template']['spec'] as Obj;
+    assert.equal(pod['automountServiceAccountToken'], false);
+    assert.equal(pod['serviceAccountName'], undefined);
+    const cm = objs.find((x) => x['kind'] === 'ConfigMap' && String(x['metadata']['name']).startsWith('plugin-gate-config-'))!;
+    const vol = (pod['volumes'] as Obj[]).find((v) => v['name'] === 'config')!;
+    assert.equal(vol['configMap']['name'], cm['metadata']['name'], 'the Deployment mounts the replaced ConfigMap');
+    const file = join(dir, 'config-dns.yaml');
+    writeFileSync(file, cm['data']['config.yaml']);
     const config = loadConfig({ flags: {}, env: {}, file });
     assert.equal(config.discovery, 'dns');
-    const headless = named('Service', 'plugin-daemon-headless');
+    const headless = objs.find((o) => o['kind'] === 'Service' && o['metadata']['name'] === 'plugin-daemon-headless')!;
     assert.deepEqual(config.dnsName, { host: `plugin-daemon-headless.${NAMESPACE}.svc.cluster.local`, port: 5002 });
     assert.equal(headless['spec']['ports'][0]['port'], 5002);
-    assert.deepEqual([config.grpcListen.port, config.httpListen?.port, config.adminListen.port], [9191, 9192, ADMIN_PORT]);
+    assert.equal(headless['spec']['publishNotReadyAddresses'], true);
   });
 
   it('the daemon discovery Service is headless and publishes not-ready pods', () => {
