@@ -2,10 +2,12 @@
  * kubernetes: a rolling update seen through Kubernetes discovery. The gate
  * watches EndpointSlices on the API-server stand-in (test/support/kube-api.ts:
  * real TLS, bearer token, list JSON, newline-delimited watch events) while
- * real gRPC Checks stream through it. Each old daemon pod in turn: a new pod
- * comes up and is added to the slices; once the gate routes to it, the old
- * pod's endpoint turns terminating (its daemon still answers: the grace
- * period), then its process exits and its endpoint leaves the slices.
+ * real gRPC Checks stream through it. The update is the simulator's
+ * (src/sim/rollout.ts, maxSurge 1 / maxUnavailable 0, readiness on
+ * /health/check): each step is written to the stand-in as the EndpointSlice
+ * controller would write it — a new pod's endpoint, an old pod's endpoint
+ * turning terminating (its daemon still answers: the grace period), and that
+ * endpoint gone once the pod is.
  *
  * Every Check is stamped when sent and when answered, and counted against
  * what the gate had seen by then (its snapshot listener runs inside the
@@ -21,7 +23,9 @@ import { performance } from 'node:perf_hooks';
 import { configFor } from '../src/config/config.js';
 import { startGate, type RunningGate } from '../src/app/app.js';
 import { createLogger } from '../src/observe/logger.js';
-import { SimDaemon } from '../src/sim/index.js';
+import type { SimDaemon } from '../src/sim/daemon.js';
+import { SimFleet } from '../src/sim/fleet.js';
+import { Kubelet, rollingUpdate } from '../src/sim/rollout.js';
 import { EnvoyAuthClient, dispatchCheck } from '../test/support/envoy-client.js';
 import { KubeApiStandIn, type StandInSlice } from '../test/support/kube-api.js';
 import type { BenchContext } from './context.js';
@@ -46,12 +50,14 @@ export interface TerminatingPlan {
   readonly replicas: number;
   /** How long an old pod keeps answering once terminating (its preStop / grace), ms. */
   readonly graceMs: number;
+  /** Deployment minReadySeconds: how long a new pod is Ready before an old one goes, ms. */
+  readonly minReadyMs: number;
   /** Checks in flight at once. */
   readonly concurrency: number;
 }
 
-export const FULL: TerminatingPlan = { replicas: 3, graceMs: 1_000, concurrency: 8 };
-export const QUICK: TerminatingPlan = { replicas: 2, graceMs: 300, concurrency: 4 };
+export const FULL: TerminatingPlan = { replicas: 3, graceMs: 1_000, minReadyMs: 500, concurrency: 8 };
+export const QUICK: TerminatingPlan = { replicas: 2, graceMs: 300, minReadyMs: 300, concurrency: 4 };
 
 function portOf(d: SimDaemon): number {
   return Number(d.address.split(':').pop());
@@ -85,20 +91,13 @@ export async function runTerminating(plan: TerminatingPlan, tmp: string): Promis
     `current-context: b\nclusters: [{name: c, cluster: {server: "${api.url}", certificate-authority: ca.crt}}]\n` +
       `users: [{name: u, user: {tokenFile: token}}]\ncontexts: [{name: b, context: {cluster: c, user: u, namespace: dify}}]\n`,
   );
-  const daemons = new Map<string, SimDaemon>();
+  const fleet = new SimFleet({ pods: plan.replicas, plugins: [{ id: PLUGIN, launchMs: 100 }] });
+  let kubelet: Kubelet | undefined;
   let gate: RunningGate | undefined;
   let client: EnvoyAuthClient | undefined;
   try {
-    const startPod = async (name: string): Promise<SimDaemon> => {
-      const d = new SimDaemon({ name, plugins: [{ id: PLUGIN, launchMs: 100 }] });
-      await d.start();
-      daemons.set(name, d);
-      return d;
-    };
-    for (let i = 0; i < plan.replicas; i++) {
-      const name = `${SERVICE}-old-${i}`;
-      api.setSlice(sliceOf(name, await startPod(name), false));
-    }
+    await fleet.start();
+    for (const pod of fleet.pods) api.setSlice(sliceOf(pod.name, pod, false));
     gate = await startGate(
       configFor({
         'grpc-listen': '127.0.0.1:0',
@@ -119,7 +118,7 @@ export async function runTerminating(plan: TerminatingPlan, tmp: string): Promis
     );
     const g = gate;
     const readyOn = (address: string): boolean => g.snapshot().plugins.get(PLUGIN)?.readyPods.includes(address) === true;
-    await until('old pods ready in the gate', () => [...daemons.values()].every((d) => readyOn(d.address)));
+    await until('the fleet ready in the gate', () => fleet.pods.every((d) => readyOn(d.address)));
 
     // What the gate has seen, stamped inside the snapshot swap.
     const seenTerminating = new Map<string, number>();
@@ -142,21 +141,24 @@ export async function runTerminating(plan: TerminatingPlan, tmp: string): Promis
     };
     const workers = Array.from({ length: plan.concurrency }, () => worker());
     try {
-      for (let i = 0; i < plan.replicas; i++) {
-        const newName = `${SERVICE}-new-${i}`;
-        const fresh = await startPod(newName);
-        api.setSlice(sliceOf(newName, fresh, false));
-        await until(`${newName} routed to`, () => readyOn(fresh.address));
-        const oldName = `${SERVICE}-old-${i}`;
-        const old = daemons.get(oldName)!;
-        const address = old.address;
-        terminatingFrom.set(address, performance.now());
-        api.setSlice(sliceOf(oldName, old, true));
-        await new Promise((r) => setTimeout(r, plan.graceMs));
-        await old.close();
-        exitedAt.set(address, performance.now());
-        api.deleteSlice(`${SERVICE}-${oldName}`);
-      }
+      // The sim's rolling update (src/sim/rollout.ts), its steps written to the API as the
+      // EndpointSlice controller would: surge → a new endpoint, terminating → the endpoint's
+      // condition, removed → the endpoint gone. The process exit in between is the sim's own.
+      kubelet = new Kubelet(fleet, { periodMs: 100 });
+      const update = rollingUpdate(fleet, kubelet, {
+        minReadyMs: plan.minReadyMs,
+        terminationDelayMs: plan.graceMs,
+        onEvent: (e) => {
+          if (e.kind === 'surge') api.setSlice(sliceOf(e.pod.name, e.pod, false));
+          else if (e.kind === 'terminating') {
+            terminatingFrom.set(e.address, performance.now());
+            api.setSlice(sliceOf(e.pod.name, e.pod, true));
+          } else if (e.kind === 'exit') exitedAt.set(e.address, performance.now());
+          else if (e.kind === 'removed') api.deleteSlice(`${SERVICE}-${e.pod.name}`);
+        },
+      });
+      await update.done;
+      if (update.error !== undefined) throw update.error;
       await new Promise((r) => setTimeout(r, 200));
     } finally {
       running = false;
@@ -182,9 +184,10 @@ export async function runTerminating(plan: TerminatingPlan, tmp: string): Promis
     const seenAfterMs = [...terminatingFrom].map(([address, t]) => (seenTerminating.get(address) ?? NaN) - t);
     return { checks: answers.length, toTerminatingAfterSeen, toExitedPod, toTerminatingBeforeSeen, seenAfterMs, denied };
   } finally {
+    kubelet?.stop();
     client?.close();
     await gate?.close();
-    await Promise.all([...daemons.values()].map((d) => d.close()));
+    await fleet.close();
     await api.close();
     rmSync(dir, { recursive: true, force: true });
   }
@@ -196,7 +199,7 @@ export async function benchKubernetes(ctx: BenchContext): Promise<void> {
   report.section('kubernetes', 'rolling update through EndpointSlice discovery: Checks to terminating and exited pods', [
     `${plan.replicas} SimDaemons, each in its own EndpointSlice on the API-server stand-in (TLS, bearer token, list + watch);`,
     'the gate (kubernetes discovery, polls every 200 ms) answers real gRPC Checks, ' + `${plan.concurrency} in flight;`,
-    `each old pod in turn: a new pod is added and routed to, the old endpoint turns terminating, ${plan.graceMs} ms later its process exits and its endpoint is deleted;`,
+    `the simulator's rolling update (maxSurge 1, Ready on /health/check, minReady ${plan.minReadyMs} ms): each old endpoint turns terminating, ${plan.graceMs} ms later its process exits and its endpoint is deleted;`,
     'each Check is stamped when sent and answered against the moment the gate\'s snapshot first showed the pod terminating.',
   ]);
   const r = await runTerminating(plan, ctx.tmp);
