@@ -50,5 +50,17 @@ if (files.length === 0) {
   console.error('no test files found (did the build run?)');
   process.exit(1);
 }
+// Envoy is part of the suite, never skipped: without the pinned binary the run stops here with one
+// line naming what is missing and how to install it (under CI=true as much as outside it).
+// A run of selected files checks only when it includes Envoy's tests (test/envoy); any other test
+// that starts Envoy fails on its own with the same line.
+if ((filter.length === 0 && !unit) || files.some((f) => f.includes('/test/envoy/'))) {
+  const { findEnvoy } = await import('../dist/test/support/envoy.js');
+  const envoy = findEnvoy();
+  if (!envoy.ok) {
+    console.error(`${process.env.CI === 'true' ? 'CI: ' : ''}${envoy.problem}`);
+    process.exit(1);
+  }
+}
 const result = spawnSync(process.execPath, ['--test', '--test-reporter=spec', `--test-timeout=${TEST_TIMEOUT_MS}`, ...files], { stdio: 'inherit' });
 process.exit(result.status ?? 1);
