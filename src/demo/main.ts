@@ -9,7 +9,8 @@
  * --rate N (checks per second; default 40), --duration S (default: until the
  * scenario has settled), --hold S (hold-starting: daemon seconds a request for a
  * starting plugin may wait; default off), --no-tty (print periodic tables
- * instead of redrawing).
+ * instead of redrawing), --scenario cold|rolling (default cold; rolling: a
+ * rolling update of a settled fleet, see rolling.ts; its default time scale is 0.02).
  */
 import * as grpc from '@grpc/grpc-js';
 import { configFor } from '../config/config.js';
@@ -19,6 +20,7 @@ import { loadGatePackage } from '../front/grpc/protos.js';
 import { SimFleet } from '../sim/fleet.js';
 import { demoScenario } from '../sim/scenario.js';
 import { systemScheduler } from '../core/clock.js';
+import { runRollingDemo } from './rolling.js';
 import type { SimDaemon } from '../sim/daemon.js';
 
 interface Args {
@@ -28,10 +30,12 @@ interface Args {
   /** hold-starting in daemon seconds; 0 = off. */
   holdS: number;
   tty: boolean;
+  scenario: 'cold' | 'rolling';
+  timeScaleSet: boolean;
 }
 
 function parse(argv: readonly string[]): Args {
-  const a: Args = { timeScale: 0.04, rate: 40, durationS: undefined, holdS: 0, tty: process.stdout.isTTY === true };
+  const a: Args = { timeScale: 0.04, rate: 40, durationS: undefined, holdS: 0, tty: process.stdout.isTTY === true, scenario: 'cold', timeScaleSet: false };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const v = argv[i + 1];
@@ -44,13 +48,22 @@ function parse(argv: readonly string[]): Args {
       i++;
       return n;
     };
-    if (k === '--time-scale') a.timeScale = num();
-    else if (k === '--rate') a.rate = Math.min(2000, num());
+    if (k === '--time-scale') {
+      a.timeScale = num();
+      a.timeScaleSet = true;
+    } else if (k === '--scenario') {
+      if (v !== 'cold' && v !== 'rolling') {
+        process.stderr.write(`demo: --scenario is cold or rolling, not ${JSON.stringify(v)}\n`);
+        process.exit(2);
+      }
+      a.scenario = v;
+      i++;
+    } else if (k === '--rate') a.rate = Math.min(2000, num());
     else if (k === '--duration') a.durationS = num();
     else if (k === '--hold') a.holdS = num();
     else if (k === '--no-tty') a.tty = false;
     else {
-      process.stderr.write(`demo: unknown argument ${k}\nusage: demo [--time-scale X] [--rate N] [--duration S] [--hold S] [--no-tty]\n`);
+      process.stderr.write(`demo: unknown argument ${k}\nusage: demo [--scenario cold|rolling] [--time-scale X] [--rate N] [--duration S] [--hold S] [--no-tty]\n`);
       process.exit(2);
     }
   }
@@ -93,6 +106,10 @@ const NON_PLUGIN_PATH = '/plugin/demo-tenant/management/list';
 
 async function main(): Promise<void> {
   const args = parse(process.argv.slice(2));
+  if (args.scenario === 'rolling') {
+    await runRollingDemo({ timeScale: args.timeScaleSet ? args.timeScale : 0.02, rate: args.rate, durationS: args.durationS, tty: args.tty });
+    return;
+  }
   const scenario = demoScenario(args.timeScale);
   const fleet = new SimFleet({ ...scenario.fleet, scheduler: systemScheduler });
   await fleet.start();
