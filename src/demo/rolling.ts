@@ -50,7 +50,17 @@ export async function runRollingDemo(args: RollingDemoArgs): Promise<void> {
   };
   try {
     out('warming up: three pods start their plugins (compressed), the gate reads them...\n');
-    const settled = (): boolean => runs.every((id) => (gate.snapshot().plugins.get(id)?.readyPods.length ?? 0) === fleet.pods.length);
+    // Every plugin that can run is ready on every pod of the fleet, and no other pod is live in the gate
+    // (an old pod that exited and is not noticed yet would otherwise pass for a ready one).
+    const settled = (): boolean => {
+      const snap = gate.snapshot();
+      const current = new Set(fleet.pods.map((p) => p.address));
+      const ready = fleet.pods.every((p) => {
+        const v = snap.pods.get(p.address);
+        return v?.state === 'live' && runs.every((id) => v.plugins.get(id)?.state === 'ready');
+      });
+      return ready && snap.livePods.every((v) => current.has(v.address));
+    };
     await until(settled, 120_000);
     traffic.start();
     await sleep(2_000);
