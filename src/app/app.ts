@@ -183,7 +183,7 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
       metrics.tlsCertificate(() => source.material.info.notAfterMs);
     }
     const tls = started.tls;
-    started.grpc = await startGrpcServer({ listen: config.grpcListen, service, config, logger, tls, scheduler });
+    started.grpc = await startGrpcServer({ listen: config.grpcListen, service, config, logger, tls, scheduler, onConnectionRefused: () => metrics.grpcConnectionRefused() });
     if (config.httpListen !== undefined) started.http = await startHttpFace({ listen: config.httpListen, service, config, logger, tls, scheduler });
   } catch (err) {
     await stopAll(0);

@@ -26,6 +26,11 @@ export class GateMetrics {
   private readonly discoveryErrors: client.Counter;
   private readonly backgroundErrors: client.Counter<'source' | 'code'>;
   private readonly logSuppressed: client.Counter;
+  private readonly grpcRefused = new client.Counter({
+    name: 'plugin_gate_grpc_connections_refused_total',
+    help: 'gRPC connections refused because grpc-max-connections were open.',
+    registers: [this.registry],
+  });
   private readonly stateSuppressed = new client.Counter({
     name: 'plugin_gate_state_log_suppressed_total',
     help: 'Plugin state change log lines dropped by state-log-rate (the states themselves are in /status).',
@@ -186,6 +191,11 @@ export class GateMetrics {
   holdEnded(outcome: HoldOutcome, seconds: number | undefined): void {
     this.holdOutcomes.get(outcome)?.inc();
     if (seconds !== undefined) this.holdWait.labels(outcome).observe(seconds);
+  }
+
+  /** A gRPC connection refused at grpc-max-connections. */
+  grpcConnectionRefused(): void {
+    this.grpcRefused.inc();
   }
 
   /** Plugin state change lines dropped by state-log-rate. */

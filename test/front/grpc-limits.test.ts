@@ -15,15 +15,17 @@ import { officialClient, StubService } from './fixtures.js';
 
 const CHECK_PATH = '/envoy.service.auth.v3.Authorization/Check';
 
-async function withServer(limits: GrpcLimits, body: (server: GrpcServer, stub: StubService) => Promise<void>): Promise<void> {
+async function withServer(limits: GrpcLimits, body: (server: GrpcServer, refused: () => number) => Promise<void>): Promise<void> {
   const stub = new StubService();
+  let refused = 0;
   const server = await startGrpcServer({
     listen: { host: '127.0.0.1', port: 0 },
     service: stub,
     config: { routeHeader: undefined, grpcReflection: false, ...limits },
+    onConnectionRefused: () => refused++,
   });
   try {
-    await body(server, stub);
+    await body(server, () => refused);
   } finally {
     await server.close(0);
   }
@@ -103,12 +105,13 @@ describe('gRPC client bounds', () => {
   });
 
   it('grpc-max-connections: connections past the cap are refused, and a freed slot is usable again', async () => {
-    await withServer({ grpcMaxConnections: 3 }, async (server) => {
+    await withServer({ grpcMaxConnections: 3 }, async (server, refused) => {
       const open: http2.ClientHttp2Session[] = [];
       try {
         for (let i = 0; i < 3; i++) open.push(await connect(server.port));
         const extra = await within(10_000, connect(server.port).then((s) => s, (e: Error) => e));
         assert.ok(extra instanceof Error, 'the fourth connection is closed before any SETTINGS');
+        assert.equal(refused(), 1, 'and counted');
         open.shift()!.destroy();
         await new Promise((r) => setTimeout(r, 200)); // the server sees the close
         open.push(await connect(server.port));

@@ -97,10 +97,18 @@ export interface CappedListener {
  * grpc-js through its connection injector, so the listener can refuse
  * connections past `maxConnections` (grpc-js's own bind has no such bound).
  */
-export async function listenCapped(server: grpc.Server, credentials: grpc.ServerCredentials, listen: HostPort, maxConnections: number | undefined): Promise<CappedListener> {
+export async function listenCapped(
+  server: grpc.Server,
+  credentials: grpc.ServerCredentials,
+  listen: HostPort,
+  maxConnections: number | undefined,
+  onRefused?: () => void,
+): Promise<CappedListener> {
   const injector = server.createConnectionInjector(credentials);
   const tcp: NetServer = createServer((socket: Socket) => injector.injectConnection(socket));
   if (maxConnections !== undefined) tcp.maxConnections = maxConnections;
+  // Node closes a connection past maxConnections itself and says so with 'drop'.
+  if (onRefused !== undefined) tcp.on('drop', onRefused);
   try {
     await new Promise<void>((resolve, reject) => {
       tcp.once('error', reject);

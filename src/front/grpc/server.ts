@@ -56,6 +56,8 @@ export interface GrpcServerOptions {
   readonly tls?: TlsSource;
   /** Runs the health refresh (and an owned TLS source's reloads); default the system's. */
   readonly scheduler?: Scheduler;
+  /** Called for each connection refused at grpc-max-connections (a counter). */
+  readonly onConnectionRefused?: () => void;
 }
 
 export interface GrpcServer {
@@ -133,7 +135,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
   const credentials = tls === undefined ? grpc.ServerCredentials.createInsecure() : grpcServerCredentials(tls);
   let listener: CappedListener;
   try {
-    listener = await listenCapped(server, credentials, opts.listen, opts.config.grpcMaxConnections);
+    listener = await listenCapped(server, credentials, opts.listen, opts.config.grpcMaxConnections, opts.onConnectionRefused);
   } catch (err) {
     stopRefresh();
     if (owned) tls?.close();
