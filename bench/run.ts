@@ -25,6 +25,8 @@ import { benchPodLoss } from './pod-loss.js';
 import { benchScale } from './scale.js';
 import { benchRolling } from './rolling.js';
 import { benchHold } from './hold.js';
+import { benchEnvoy } from './envoy-proxy.js';
+import { benchKubernetes } from './kubernetes.js';
 import { h2loadVersion } from './lib/h2load.js';
 import { killAllNow, pinning } from './lib/proc.js';
 import { Report } from './lib/report.js';
@@ -39,6 +41,8 @@ const BENCHES: Record<string, { what: string; run: (ctx: BenchContext) => Promis
   parse: { what: 'parseExposition on a large daemon exposition (MB/s, ms/parse)', run: benchParse },
   rolling: { what: 'rolling update of the daemon pods, Ready on /health/check vs from plugin-gate probe (served / misrouted / held)', run: benchRolling },
   scale: { what: 'polling 50 and 500 pods: gate CPU, RSS, event-loop lag (cold start and settled)', run: benchScale },
+  envoy: { what: 'through a real Envoy to a sim pod: no ext_authz vs the gate over gRPC vs http_service, open loop 1k and 5k req/s; the latency the gate adds', run: benchEnvoy },
+  kubernetes: { what: 'rolling update through EndpointSlice discovery: Checks to terminating and exited pods (goal 0)', run: benchKubernetes },
   hold: { what: 'hold-starting: a cold start replayed with holding off and on; not-held Check latency while thousands are held', run: benchHold },
 };
 

@@ -35,6 +35,14 @@ const CONCURRENCY = 2;
 /** One launch slot: `plugins / CONCURRENCY` slots fill the cold start. */
 const slotMs = coldMs / Math.ceil(plugins / CONCURRENCY);
 const startedAt = Date.now();
+/**
+ * The daemons' process start time, as reported: a real cold start of 200
+ * plugins two at a time takes many minutes, compressed here into --cold-ms, so
+ * the processes claim to be older than they are. Their launching plugins keep
+ * them in start-up during the cold start; once settled they are past the
+ * gate's startup-grace (60 s), as a real fleet at that point would be.
+ */
+const reportedStartMs = startedAt - 50_000;
 const ids = Array.from({ length: plugins }, (_, j) => `bench-${j % 13}/plugin-${j}`);
 
 /** The Go runtime, process and HTTP families, with `@n@` where a per-scrape number goes. */
@@ -51,7 +59,7 @@ function preamble(): string[] {
   w.family('process_cpu_seconds_total', 'Total user and system CPU time spent in seconds.', 'counter').sample('process_cpu_seconds_total', [], 4242);
   w.family('process_open_fds', 'Number of open file descriptors.', 'gauge').sample('process_open_fds', [], 4242);
   w.family('process_resident_memory_bytes', 'Resident memory size in bytes.', 'gauge').sample('process_resident_memory_bytes', [], 4242);
-  w.family('process_start_time_seconds', 'Start time of the process since unix epoch in seconds.', 'gauge').sample('process_start_time_seconds', [], startedAt / 1000);
+  w.family('process_start_time_seconds', 'Start time of the process since unix epoch in seconds.', 'gauge').sample('process_start_time_seconds', [], reportedStartMs / 1000);
   w.family('plugin_http_request_duration_seconds', 'HTTP request latency in seconds', 'histogram');
   for (const endpoint of ['/health/check', '/metrics/', '/plugin/:tenant_id/dispatch/tool/invoke']) {
     w.histogram('plugin_http_request_duration_seconds', [['endpoint', endpoint], ['method', 'GET']], DEFAULT_BUCKETS, [4242, 3, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0], 4242);

@@ -8,25 +8,26 @@
  *   profile MS FILE → writes a CPU profile of the next MS milliseconds to FILE
  *   quit    → closes the gate and exits
  *
- *   node dist/bench/scale-gate.js <targets> [--option value …]
+ *   node dist/bench/scale-gate.js <targets> <log file> [--option value …]
  *
- * First line once listening: `ready-to-poll {…}`. Logs go to stdout as usual,
- * at the default level: plugin state-change lines are part of what a cold
- * start costs.
+ * First line once listening: `ready-to-poll {…}`. Logs go to the file, at the
+ * default level: state-change lines are part of what a cold start costs.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { writeFileSync } from 'node:fs';
+import { createWriteStream, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { createInterface } from 'node:readline';
 import { configFor } from '../src/config/config.js';
 import { startGate } from '../src/app/app.js';
+import { createLogger } from '../src/observe/logger.js';
+import { BoundedLogSink } from '../src/observe/log-sink.js';
 
 /** Event-loop delay sampling step: coarse enough to cost nothing, fine enough to see a 5 ms stall. */
 const LAG_RESOLUTION_MS = 10;
 
 async function main(): Promise<void> {
-  const [targets, ...rest] = process.argv.slice(2);
-  if (targets === undefined) throw new Error('usage: scale-gate.js <targets> [--option value …]');
+  const [targets, logFile, ...rest] = process.argv.slice(2);
+  if (targets === undefined || logFile === undefined) throw new Error('usage: scale-gate.js <targets> <log file> [--option value …]');
   const extra: Record<string, string> = {};
   for (let i = 0; i + 1 < rest.length; i += 2) extra[rest[i]!.replace(/^--/, '')] = rest[i + 1]!;
   const config = configFor({
@@ -47,7 +48,11 @@ async function main(): Promise<void> {
     rssPeak = Math.max(rssPeak, process.memoryUsage.rss());
   }, 200);
   peak.unref();
-  const gate = await startGate(config);
+  // Logs go to a file, as to a log collector that keeps up: a pipe to the benchmark runner (synchronous
+  // on Linux) would stall the gate whenever the runner, sharing a core with the fleet, falls behind.
+  const logStream = createWriteStream(logFile);
+  const logger = createLogger(config.logLevel, config.redactHeaders, new BoundedLogSink(logStream, config.logBufferBytes));
+  const gate = await startGate(config, { logger });
   process.stdout.write(`ready-to-poll ${JSON.stringify({ grpc: gate.grpcPort, admin: gate.adminPort })}\n`);
   const parent = process.ppid;
   setInterval(() => {

@@ -26,7 +26,7 @@ describe('signals to the plugin-gate process', () => {
     try {
       for (const signal of ['SIGHUP', 'SIGUSR2'] as const) {
         gp.child.kill(signal);
-        assert.ok(await within(5_000, () => logLines(gp).some((l) => l['signal'] === signal)), `${signal} logged:\n${gp.stdout()}`);
+        assert.ok(await within(10_000, () => logLines(gp).some((l) => l['signal'] === signal)), `${signal} logged:\n${gp.stdout()}`);
         assert.equal(gp.alive(), true, `${signal} did not stop the process`);
         assert.equal(await status(gp, '/readyz'), 200, `${signal} did not start a drain`);
       }
@@ -40,11 +40,14 @@ describe('signals to the plugin-gate process', () => {
   it('SIGUSR1 never opens the Node inspector (a control process on the same Node does open it)', async () => {
     // --inspect-port=0: were the inspector to start, it would bind an ephemeral
     // port (never another test's 9229) and say so on stderr.
-    const control = spawn(process.execPath, ['--inspect-port=0', '-e', 'setInterval(() => {}, 1000)'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // It says "up" once its JavaScript runs: Node's own SIGUSR1 handler is in place by then.
+    const control = spawn(process.execPath, ['--inspect-port=0', '-e', 'console.log("up"); setInterval(() => {}, 1000)'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let controlErr = '';
+    let controlOut = '';
+    control.stdout!.on('data', (d: Buffer) => (controlOut += d.toString()));
     control.stderr!.on('data', (d: Buffer) => (controlErr += d.toString()));
     try {
-      await new Promise((r) => setTimeout(r, 300));
+      assert.ok(await within(15_000, () => controlOut.includes('up')), 'the control process started');
       control.kill('SIGUSR1');
       assert.ok(await within(10_000, () => /Debugger listening/.test(controlErr)), `the control's inspector opened: ${controlErr}`);
     } finally {
@@ -54,7 +57,7 @@ describe('signals to the plugin-gate process', () => {
     const gp = await startGateProcess({ nodeArgs: ['--inspect-port=0'] });
     try {
       gp.child.kill('SIGUSR1');
-      assert.ok(await within(5_000, () => logLines(gp).some((l) => l['signal'] === 'SIGUSR1')), gp.stdout());
+      assert.ok(await within(10_000, () => logLines(gp).some((l) => l['signal'] === 'SIGUSR1')), gp.stdout());
       await new Promise((r) => setTimeout(r, 500));
       assert.doesNotMatch(gp.stderr(), /Debugger listening/);
       assert.equal(gp.alive(), true);
@@ -68,7 +71,7 @@ describe('signals to the plugin-gate process', () => {
     const gp = await startGateProcess({ args: ['--drain', '60s'] });
     try {
       gp.child.kill('SIGTERM');
-      assert.ok(await within(5_000, () => logLines(gp).some((l) => l['msg'] === 'shutting down')), gp.stdout());
+      assert.ok(await within(10_000, () => logLines(gp).some((l) => l['msg'] === 'shutting down')), gp.stdout());
       assert.equal(await status(gp, '/readyz'), 503, 'draining');
       gp.child.kill('SIGTERM');
       // The drain is 60 s: an exit well before it can only be the exit-now path.
@@ -84,7 +87,7 @@ describe('signals to the plugin-gate process', () => {
     const gp = await startGateProcess({ args: ['--drain', '60s'] });
     try {
       gp.child.kill('SIGINT');
-      assert.ok(await within(5_000, () => logLines(gp).some((l) => l['msg'] === 'shutting down' && l['signal'] === 'SIGINT')), gp.stdout());
+      assert.ok(await within(10_000, () => logLines(gp).some((l) => l['msg'] === 'shutting down' && l['signal'] === 'SIGINT')), gp.stdout());
       assert.equal(gp.alive(), true, 'draining, not dead');
       gp.child.kill('SIGTERM');
       const exit = await Promise.race([gp.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 20_000))]);

@@ -9,6 +9,7 @@ import { GateError } from '../core/errors.js';
 import type { Config } from '../config/config.js';
 import type { Discovery } from '../discovery/types.js';
 import { discoveryFor } from '../discovery/from-config.js';
+import { podSettled, settledPollInterval } from '../fleet/rules.js';
 import { FleetTracker } from '../fleet/tracker.js';
 import type { FleetSnapshot } from '../fleet/types.js';
 import { Poller } from '../status/poller.js';
@@ -90,7 +91,8 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
 
   // Idle status connections outlive the poll interval, so every pod keeps one open between polls:
   // its close is how a pod's exit is seen within milliseconds (see connectionLost below).
-  const http = new StatusHttp({ timeoutMs: config.pollTimeoutMs, keepAliveMs: Math.max(30_000, 3 * config.pollIntervalMs) });
+  const settledIntervalMs = settledPollInterval(config);
+  const http = new StatusHttp({ timeoutMs: config.pollTimeoutMs, keepAliveMs: Math.max(30_000, 3 * settledIntervalMs) });
   const poller = new Poller({
     read: podReaderFor(config, http, scheduler),
     onReport: (r) => {
@@ -99,6 +101,9 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
     },
     onError: (error, pod) => background('poller', error, { pod }),
     intervalMs: config.pollIntervalMs,
+    // Settled pods (nothing launching) are read less often: their plugin states change only on
+    // events, and their exit shows through the closed connection. Pods in start-up keep the pace.
+    intervalOf: (address) => (podSettled(tracker.snapshot().pods.get(address)) ? settledIntervalMs : config.pollIntervalMs),
     jitterPercent: config.pollJitterPercent,
     scheduler: opts.pollScheduler ?? scheduler,
     // A daemon that closes idle keep-alives on its own costs at most one extra poll per half interval.
@@ -268,3 +273,4 @@ function droppedPluginsLog(logger: Logger, maxPlugins: number): (snap: FleetSnap
     }
   };
 }
+

@@ -38,8 +38,10 @@ export interface KubernetesDiscoveryOptions {
   readonly port: PortSpec;
   /** Bound of every list and get, and of a watch's connect and response head. */
   readonly timeoutMs: number;
-  /** The watch's `timeoutSeconds`; a watch silent for this plus WATCH_IDLE_GRACE_MS is abandoned. */
+  /** The watch's `timeoutSeconds`; a watch silent for this plus `idleGraceMs` is abandoned. */
   readonly watchTimeoutMs: number;
+  /** Default WATCH_IDLE_GRACE_MS. */
+  readonly idleGraceMs?: number;
   /** Backoff waits and the watch-duration reading; default the system's. */
   readonly scheduler?: Scheduler;
   /** [0, 1) source for backoff jitter. */
@@ -184,7 +186,7 @@ export class KubernetesDiscovery implements Discovery {
       const began = this.scheduler.now();
       const end = await this.api.watch(
         path,
-        timeoutSeconds * 1000 + WATCH_IDLE_GRACE_MS,
+        timeoutSeconds * 1000 + (this.opts.idleGraceMs ?? WATCH_IDLE_GRACE_MS),
         this.abort.signal,
         (ev) => {
           const next = this.applyEvent(ev);

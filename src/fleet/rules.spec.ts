@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { pluginOnPod, podInStartup, type PodData } from './rules.js';
-import { metrics, T0, OLD } from '../../test/support/fleet.js';
+import { pluginOnPod, podInStartup, podSettled, settledPollInterval, type PodData } from './rules.js';
+import { failReport, metrics, newTracker, okReport, T0, OLD } from '../../test/support/fleet.js';
 import type { ReadyData } from '../status/types.js';
 
 const cfg = { daemonRetryLimit: 15, startupGraceMs: 60_000, startupMaxMs: 900_000, retryStallMs: 300_000 };
@@ -91,5 +91,38 @@ describe('state table: a plugin on a pod', () => {
     assert.match(on({}, 'a/x', true).why, /queued/);
     assert.equal(on({}, 'a/x', true).state, 'absent');
     assert.equal(on({}, 'a/x', false).state, 'absent');
+  });
+});
+
+describe('podSettled: which pods may be polled less often', () => {
+  const A = '10.0.0.1:5002';
+  const view = (plugins: Record<string, { g?: number; f?: number }>, start = OLD) => {
+    const { tracker } = newTracker([A]);
+    tracker.ingest(okReport(A, T0, metrics(plugins, start)));
+    return tracker.snapshot().pods.get(A);
+  };
+  it('a live pod past start-up with every plugin running, failed or stopped is settled', () => {
+    assert.equal(podSettled(view({ 'a/x': { g: 1 }, 'a/y': { g: 0, f: 15 } })), true);
+  });
+  it('a pod in start-up, with a plugin launching or between retries, or not live, is not', () => {
+    assert.equal(podSettled(view({ 'a/x': { g: 1 } }, T0 - 1_000)), false);
+    assert.equal(podSettled(view({ 'a/x': { g: 1 }, 'a/y': { g: 0.5 } })), false);
+    assert.equal(podSettled(view({ 'a/x': { g: 0, f: 3 } })), false);
+    const { tracker } = newTracker([A]);
+    tracker.ingest(failReport(A, T0));
+    assert.equal(podSettled(tracker.snapshot().pods.get(A)), false);
+    assert.equal(podSettled(undefined), false);
+  });
+});
+
+describe('settledPollInterval', () => {
+  const base = { pollIntervalMs: 2_000, settledPollIntervalMs: 6_000, staleAfterMs: 10_000, pollTimeoutMs: 1_000, pollJitterPercent: 10 };
+  it('is settled-poll-interval when a settled pod stays fresh between polls', () => {
+    assert.equal(settledPollInterval(base), 6_000);
+  });
+  it('never goes below poll-interval, and is capped so that the longest wait plus a read stays within stale-after', () => {
+    assert.equal(settledPollInterval({ ...base, settledPollIntervalMs: 0 }), 2_000);
+    const capped = settledPollInterval({ ...base, staleAfterMs: 5_000 });
+    assert.ok(capped * 1.1 + 1_000 < 5_000 && capped > 2_000, String(capped));
   });
 });

@@ -5,7 +5,7 @@
  */
 import type { PluginId } from '../core/plugin-id.js';
 import type { MetricsData, ReadyData } from '../status/types.js';
-import type { PluginOnPod, PluginState } from './types.js';
+import type { PluginOnPod, PluginState, PodView } from './types.js';
 
 export interface RuleConfig {
   readonly daemonRetryLimit: number;
@@ -101,6 +101,34 @@ export function startupSignal(d: PodData, cfg: RuleConfig): StartupSignal {
     }
   }
   return { always: false, until };
+}
+
+/**
+ * A settled pod: live, past start-up, no plugin launching or between retries.
+ * What can still change on it comes as an event (a plugin crashes or is
+ * installed, the process exits), so it can be polled less often: its exit
+ * shows at once through its closed status connection.
+ */
+export function podSettled(pod: PodView | undefined): boolean {
+  if (pod === undefined || pod.state !== 'live' || pod.inStartup) return false;
+  for (const p of pod.plugins.values()) if (p.state === 'starting') return false;
+  return true;
+}
+
+/**
+ * How long a settled pod waits between polls: settled-poll-interval, never
+ * below poll-interval, and short enough that the pod's data cannot go stale
+ * between two polls (the longest wait plus a read stays within stale-after).
+ */
+export function settledPollInterval(c: {
+  readonly pollIntervalMs: number;
+  readonly settledPollIntervalMs: number;
+  readonly staleAfterMs: number;
+  readonly pollTimeoutMs: number;
+  readonly pollJitterPercent: number;
+}): number {
+  const freshBound = Math.floor((c.staleAfterMs - c.pollTimeoutMs) / (1 + c.pollJitterPercent / 100)) - 1;
+  return Math.max(c.pollIntervalMs, Math.min(c.settledPollIntervalMs, freshBound));
 }
 
 /** State of one plugin on one pod. */

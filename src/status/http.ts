@@ -13,6 +13,7 @@
  * are 300 s, far too long for a poll), and a body-size cap that stops reading as
  * soon as it is passed. Every failure leaves as a GateError with a status_* code.
  */
+import { StringDecoder } from 'node:string_decoder';
 import { Agent, request } from 'undici';
 import { GateError, errorCodeOf, type ErrorCode } from '../core/errors.js';
 
@@ -190,7 +191,9 @@ async function readCapped(body: Body, contentLength: string | string[] | undefin
     body.destroy();
     throw new GateError('status_too_large', `body of ${declared} bytes exceeds max-status-bytes ${maxBytes}`);
   }
-  const chunks: Buffer[] = [];
+  // Decoded chunk by chunk as it arrives: a large body costs many small steps, not one long one.
+  const decoder = new StringDecoder('utf8');
+  const parts: string[] = [];
   let total = 0;
   for await (const chunk of body) {
     total += chunk.length;
@@ -199,9 +202,10 @@ async function readCapped(body: Body, contentLength: string | string[] | undefin
       body.destroy();
       throw new GateError('status_too_large', `body exceeds max-status-bytes ${maxBytes}`);
     }
-    chunks.push(chunk);
+    parts.push(decoder.write(chunk));
   }
-  return chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks, total).toString('utf8');
+  parts.push(decoder.end());
+  return parts.length === 2 && parts[1] === '' ? parts[0]! : parts.join('');
 }
 
 async function discard(body: Body, signal: AbortSignal): Promise<void> {

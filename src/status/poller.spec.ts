@@ -55,6 +55,20 @@ function setup(extra: Partial<PollerOptions> = {}) {
 }
 
 describe('Poller', () => {
+  it('waits the interval intervalOf gives each pod (settled pods less often), asked after every read', async () => {
+    let settled = new Set(['10.0.0.2:5002']);
+    const { sched, poller } = setup({ intervalOf: (a) => (settled.has(a) ? 6000 : 1000) });
+    poller.setTargets(['10.0.0.1:5002', '10.0.0.2:5002']);
+    await settle();
+    assert.deepEqual([...sched.delays()].sort((a, b) => a - b), [1000, 6000]);
+    // The pod is no longer settled (a plugin started launching): its next wait is the short one again.
+    settled = new Set();
+    sched.advance(6000);
+    await settle();
+    assert.ok(sched.delays().every((d) => d <= 1000), `delays ${sched.delays().join(',')}`);
+    await poller.stop();
+  });
+
   it('polls new targets at once, then every interval after the previous read', async () => {
     const { sched, reads, poller, reportsOf } = setup();
     poller.setTargets(['10.0.0.1:5002', '10.0.0.2:5002']);

@@ -24,6 +24,8 @@ export interface PollerOptions {
   readonly onError?: (error: GateError, pod: string) => void;
   /** `poll-interval`. */
   readonly intervalMs: number;
+  /** Per pod, the interval to use instead of intervalMs for its next wait (settled pods are polled less often). */
+  readonly intervalOf?: (address: string) => number;
   /** `poll-jitter`: the wait is intervalMs × (1 ± jitterPercent/100), uniformly. */
   readonly jitterPercent: number;
   /** [0, 1) source for jitter. */
@@ -236,7 +238,7 @@ export class Poller {
         this.completeRead(loop);
         if (loop.stopped) break; // onReport may have removed this pod or stopped the poller
         if (loop.skipWait) continue;
-        await loop.sleeper.sleep(this.nextDelay());
+        await loop.sleeper.sleep(this.nextDelay(loop.address));
       }
     } catch (err) {
       // Unreachable by construction; kept so a bug cannot become an unhandled rejection.
@@ -266,8 +268,9 @@ export class Poller {
     }
   }
 
-  private nextDelay(): number {
-    const { intervalMs, jitterPercent } = this.opts;
+  private nextDelay(address: string): number {
+    const { jitterPercent } = this.opts;
+    const intervalMs = this.opts.intervalOf?.(address) ?? this.opts.intervalMs;
     const spread = (jitterPercent / 100) * (2 * this.random() - 1);
     return Math.max(0, Math.round(intervalMs * (1 + spread)));
   }

@@ -300,6 +300,31 @@ export type ExpositionMemo = ExpositionResult & { readonly ok: true };
  * same object (its `data` too), which tells the fleet view that nothing about the plugins moved.
  */
 export function parseExposition(text: string, maxPlugins: number, memo?: ExpositionMemo): ExpositionResult {
+  const steps = parseSteps(text, maxPlugins, memo);
+  for (;;) {
+    const r = steps.next();
+    if (r.done === true) return r.value;
+  }
+}
+
+/**
+ * parseExposition in slices of about SLICE_CHARS characters, each started by
+ * `turn()`: with a turn per event-loop iteration, no body, however large,
+ * holds the loop that answers Checks for more than one slice.
+ */
+export async function parseExpositionInSlices(text: string, maxPlugins: number, memo: ExpositionMemo | undefined, turn: () => Promise<void>): Promise<ExpositionResult> {
+  const steps = parseSteps(text, maxPlugins, memo);
+  for (;;) {
+    await turn();
+    const r = steps.next();
+    if (r.done === true) return r.value;
+  }
+}
+
+/** Characters of body read (or wanted lines parsed, counted by their length) per slice: well under a millisecond. */
+export const SLICE_CHARS = 64 * 1024;
+
+function* parseSteps(text: string, maxPlugins: number, memo: ExpositionMemo | undefined): Generator<void, ExpositionResult, void> {
   let meaningful = 0;
   let lineNo = 0;
   const sample: Sample = { pluginId: undefined, runtimeType: undefined, status: undefined, value: 0 };
@@ -308,7 +333,12 @@ export function parseExposition(text: string, maxPlugins: number, memo?: Exposit
 
   const n = text.length;
   let pos = 0;
+  let sliceEnd = SLICE_CHARS;
   while (pos < n) {
+    if (pos >= sliceEnd) {
+      yield;
+      sliceEnd = pos + SLICE_CHARS;
+    }
     let nl = text.indexOf('\n', pos);
     if (nl < 0) nl = n;
     let end = nl;
@@ -347,9 +377,9 @@ export function parseExposition(text: string, maxPlugins: number, memo?: Exposit
   }
   if (meaningful === 0) return unparseable('no metric descriptor or sample found');
 
-  const key = digestOf(text, wanted, maxPlugins);
+  const key = yield* digestOf(text, wanted, maxPlugins);
   if (memo !== undefined && memo.key === key) return memo;
-  return readWanted(text, wanted, maxPlugins, sample, key);
+  return yield* readWanted(text, wanted, maxPlugins, sample, key);
 }
 
 /**
@@ -370,23 +400,33 @@ function shareId(raw: string): PluginId {
   return id;
 }
 
-/** The identity of the wanted lines: a digest of their text (runs of adjacent lines hashed together). */
-function digestOf(text: string, wanted: readonly number[], maxPlugins: number): string {
+/** The identity of the wanted lines: a digest of their text (runs of adjacent lines hashed together, in slices). */
+function* digestOf(text: string, wanted: readonly number[], maxPlugins: number): Generator<void, string, void> {
   const h = createHash('sha1');
   let runStart = -1;
   let runEnd = -1;
+  let hashed = 0;
+  const flush = (): void => {
+    if (runStart < 0) return;
+    h.update(text.slice(runStart, runEnd)).update('\n');
+    hashed += runEnd - runStart;
+  };
   for (let k = 0; k < wanted.length; k += 4) {
     const a = lineStartOf(text, wanted[k]!);
     const b = wanted[k + 1]!;
-    if (runStart >= 0 && a <= runEnd + 2) {
+    if (runStart >= 0 && a <= runEnd + 2 && runEnd - runStart < SLICE_CHARS) {
       runEnd = b;
       continue;
     }
-    if (runStart >= 0) h.update(text.slice(runStart, runEnd)).update('\n');
+    flush();
+    if (hashed >= SLICE_CHARS) {
+      yield;
+      hashed = 0;
+    }
     runStart = a;
     runEnd = b;
   }
-  if (runStart >= 0) h.update(text.slice(runStart, runEnd));
+  flush();
   return `${maxPlugins}:${h.digest('base64')}`;
 }
 
@@ -396,7 +436,7 @@ function lineStartOf(text: string, i: number): number {
   return nl + 1;
 }
 
-function readWanted(text: string, wanted: readonly number[], maxPlugins: number, sample: Sample, key: string): ExpositionResult {
+function* readWanted(text: string, wanted: readonly number[], maxPlugins: number, sample: Sample, key: string): Generator<void, ExpositionResult, void> {
   const kept = new Set<PluginId>();
   const localStatus = new Map<PluginId, number>();
   const otherStatus = new Map<PluginId, number>();
@@ -422,7 +462,14 @@ function readWanted(text: string, wanted: readonly number[], maxPlugins: number,
     return id;
   };
 
+  let parsed = 0;
   for (let k = 0; k < wanted.length; k += 4) {
+    parsed += wanted[k + 1]! - wanted[k]!;
+    if (parsed >= SLICE_CHARS / 2) {
+      // Wanted lines cost more per character than the scan: smaller slices.
+      yield;
+      parsed = 0;
+    }
     const line = new Line(text, wanted[k]!, wanted[k + 1]!);
     if (!line.parseRest(sample)) return unparseable(`line ${wanted[k + 2]!} is not a well-formed sample`);
     const v = sample.value;

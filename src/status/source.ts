@@ -47,7 +47,7 @@ export function readSource<T>(
   path: string,
   opts: ReadOptions,
   request: Pick<GetTextOptions, 'accept' | 'acceptStatus'>,
-  parse: (res: TextResponse) => T | GateError,
+  parse: (res: TextResponse) => T | GateError | Promise<T | GateError>,
 ): Promise<SourceResult<T>> {
   return timed(async () => {
     const res = await opts.http.getText(baseUrl(address) + path, {
@@ -56,7 +56,7 @@ export function readSource<T>(
       maxBytes: opts.maxBytes,
       signal: opts.signal,
     });
-    return parse(res);
+    return await parse(res);
   });
 }
 

@@ -259,6 +259,31 @@ describe('Kubernetes discovery against the API-server stand-in', { timeout: 120_
     }
   });
 
+  it('a watch that goes silent past timeoutSeconds plus the idle grace is abandoned and re-opened from its resourceVersion', async () => {
+    api.setSlice(slice('pd-h', [{ ip: '10.0.7.1', pod: 'plugin-daemon-0' }]));
+    api.holdWatchesOpen = true;
+    try {
+      const base = api.watchRequests().length;
+      const rec = new Recorder();
+      const d = discovery({ watchTimeoutMs: 1_000, idleGraceMs: 300 });
+      d.start(rec.listener);
+      await rec.until('first list', (c) => c.addresses.length === 1);
+      await eventually('a watch is open', () => api.watchRequests().length === base + 1);
+      const first = api.watchRequests()[base]!;
+      assert.equal(first.query.get('timeoutSeconds'), '1');
+      const lists = api.listRequests().length;
+      // The server never ends it and sends nothing: the gate gives up on it after 1 s + 0.3 s and watches again.
+      await eventually('a second watch', () => api.watchRequests().length >= base + 2, 8_000);
+      assert.equal(api.watchRequests()[base + 1]!.query.get('resourceVersion'), first.query.get('resourceVersion'));
+      assert.equal(api.listRequests().length, lists, 'no list needed');
+      await stop(d);
+    } finally {
+      api.holdWatchesOpen = false;
+      api.dropWatches();
+      api.deleteSlice('pd-h');
+    }
+  });
+
   it('a port name the slices lack is reported, naming the option', async () => {
     api.setSlice(slice('pd-g', [{ ip: '10.0.6.1', pod: 'plugin-daemon-0' }]));
     const rec = new Recorder();

@@ -65,6 +65,8 @@ export class KubeApiStandIn {
   readonly requests: RecordedRequest[] = [];
   /** While set, requests are accepted and never answered (a hung API server). */
   stall = false;
+  /** While set, a watch's timeoutSeconds never ends it: the connection stays open and silent (half-open after a failover). */
+  holdWatchesOpen = false;
   port = 0;
 
   private constructor(pki: TestPki) {
@@ -261,7 +263,9 @@ export class KubeApiStandIn {
       namespace: ns,
       service: svc,
       bookmarks: url.searchParams.get('allowWatchBookmarks') === 'true',
-      timer: setTimeout(() => this.endWatch(w), timeoutSeconds * 1000),
+      timer: setTimeout(() => {
+        if (!this.holdWatchesOpen) this.endWatch(w);
+      }, timeoutSeconds * 1000),
     };
     this.watchers.add(w);
     req.on('close', () => {

@@ -18,12 +18,14 @@ import * as grpc from '@grpc/grpc-js';
 import type { Config } from '../../config/config.js';
 import type { HostPort } from '../../core/address.js';
 
-export type GrpcLimits = Partial<Pick<Config, 'grpcReceiveTimeoutMs' | 'grpcMaxConcurrentStreams' | 'grpcMaxConnections' | 'grpcMaxConnectionIdleMs'>>;
+export type GrpcLimits = Partial<Pick<Config, 'grpcReceiveTimeoutMs' | 'grpcMaxConcurrentStreams' | 'grpcMaxConnections' | 'grpcMaxConnectionIdleMs' | 'grpcMaxMessageBytes'>>;
 
 /** grpc-js server options for the limits it enforces itself. */
 export function limitServerOptions(limits: GrpcLimits): grpc.ServerOptions {
   const out: Record<string, unknown> = {};
   if (limits.grpcMaxConcurrentStreams !== undefined) out['grpc.max_concurrent_streams'] = limits.grpcMaxConcurrentStreams;
+  // Decoding costs time on the loop that answers every Check: a message is bounded by what Envoy sends.
+  if (limits.grpcMaxMessageBytes !== undefined) out['grpc.max_receive_message_length'] = limits.grpcMaxMessageBytes;
   if (limits.grpcMaxConnectionIdleMs !== undefined) out['grpc.max_connection_idle_ms'] = limits.grpcMaxConnectionIdleMs;
   if (limits.grpcReceiveTimeoutMs !== undefined) out['interceptors'] = [receiveTimeoutInterceptor(limits.grpcReceiveTimeoutMs)];
   return out as grpc.ServerOptions;

@@ -26,9 +26,10 @@ const HEALTH_REFRESH_MS = 1000;
 
 /**
  * A CheckRequest carries headers only (Envoy's own limit on request headers is
- * 60 KiB by default, 8 MiB at most), so 1 MiB is ample and keeps one call from
- * costing much memory or decode time. Envoy's with_request_body would need more:
- * the gate never reads a body, so leave it off.
+ * 60 KiB by default, 8 MiB at most). `grpc-max-message-bytes` (128 KiB by
+ * default, limits.ts) bounds what one call costs to decode; this is the ceiling
+ * without a config. Envoy's with_request_body would need more: the gate never
+ * reads a body, so leave it off.
  */
 export const MAX_RECEIVE_BYTES = 1024 * 1024;
 
