@@ -22,6 +22,7 @@ import { benchFreshness } from './freshness.js';
 import { benchMemory } from './memory.js';
 import { benchParse } from './parse.js';
 import { benchScale } from './scale.js';
+import { benchOversizedBody, benchThroughput } from './throughput.js';
 import { benchRolling } from './rolling.js';
 import { benchHold } from './hold.js';
 import { benchKubernetes } from './kubernetes.js';
@@ -37,6 +38,8 @@ const BENCHES: Record<string, { what: string; run: (ctx: BenchContext) => Promis
   memory: { what: 'RSS and heap with a large fleet and after many hostile Checks', run: benchMemory },
   parse: { what: 'parseExposition on a large daemon exposition (MB/s, ms/parse)', run: benchParse },
   rolling: { what: 'rolling update of the daemon pods, Ready on /health/check vs from plugin-gate probe (served / misrouted / held)', run: benchRolling },
+  throughput: { what: 'Check ceiling against a no-op Check server at 3x30 and 1000x300 (ratio)', run: benchThroughput },
+  'oversized-body': { what: 'Check p99 while a pod serves a 7 MB /metrics/ body, against the baseline', run: benchOversizedBody },
   scale: { what: 'polling 50 and 500 pods: gate CPU, RSS, event-loop lag (cold start and settled)', run: benchScale },
   kubernetes: { what: 'rolling update through EndpointSlice discovery: Checks to terminating and exited pods (goal 0)', run: benchKubernetes },
   hold: { what: 'hold-starting: a cold start replayed with holding off and on; not-held Check latency while thousands are held', run: benchHold },
