@@ -28,7 +28,7 @@ describe('bench runner', () => {
   it('lists the benchmarks and rejects unknown names', async () => {
     const list = await run(['--list'], 10_000);
     assert.equal(list.code, 0);
-    for (const name of ['decide', 'check-grpc', 'check-http', 'freshness', 'memory', 'parse']) {
+    for (const name of ['decide', 'check-grpc', 'check-http', 'freshness', 'memory', 'parse', 'scale', 'throughput', 'oversized-body']) {
       assert.match(list.stdout, new RegExp(`^${name} `, 'm'));
     }
     const bad = await run(['no-such-bench'], 10_000);
