@@ -11,9 +11,9 @@
 # production builds.
 #
 # Process: the gate handles SIGTERM itself (drain, then exit) and spawns no children, so it can run
-# as PID 1. It also handles SIGUSR1 (ignored), so Node's inspector never opens in the container; the
-# image's Node would accept --disable-sigusr1 too, but scripts/docker-steps.sh replays this ENTRYPOINT
-# on Node 20, which does not, and the handler covers both. `docker run --init` (tini) is still recommended outside Kubernetes, so that signals
+# as PID 1. It also handles SIGUSR1 (logged and ignored), which keeps Node's inspector closed
+# (test/signals.test.ts, on the development machines' Node 20). The image's Node also accepts
+# --disable-sigusr1, but scripts/docker-steps.sh replays this ENTRYPOINT on Node 20, which rejects it. `docker run --init` (tini) is still recommended outside Kubernetes, so that signals
 # reach it the same way everywhere.
 #
 # scripts/docker-steps.sh performs these same steps without a Docker engine and checks that the

@@ -1,31 +1,33 @@
 /**
- * rolling: a Deployment rolling update of the daemon pods (maxSurge 1,
- * maxUnavailable 0), run twice — new pods Ready on `/health/check`, and Ready
- * from `plugin-gate probe` — with steady traffic for every plugin through two
- * fronts: a plain Service (round robin over Ready pods, what dify-api gets
- * without a gate) and the gate (its real decision over its real view; an allow
- * is then sent to the pod it names). Every request is really sent to a
- * simulated daemon over loopback HTTP and counted by the daemon's answer:
- * served (200), misrouted (404 "plugin runtime not found") or held (the gate
- * denied it while the plugin was starting).
+ * rolling: the simulator's rolling-update scenario (src/sim/rollout.ts:
+ * maxSurge 1, maxUnavailable 0, each new pod discovered at once) run twice,
+ * with the kubelet's Ready condition injected — `/health/check` (what
+ * Kubernetes does with the daemon today), then `GET /readyz` of a
+ * `plugin-gate probe` started on each new pod — with steady traffic for every
+ * plugin through two fronts: a plain Service (round robin over the kubelet's
+ * endpoints, what dify-api gets without a gate) and the gate (its real
+ * decision over its real view; an allow is then sent to the pod it names).
+ * Every request is really sent to a simulated daemon over loopback HTTP and
+ * counted by the daemon's answer: served (200), misrouted (404 "plugin runtime
+ * not found") or held (the gate denied it while the plugin was starting).
  *
- * Daemon time, the gate's and the probes' clocks are one manual scheduler
- * moved one second per step, so the counts do not depend on the machine; the
- * kubelet checks readiness every 5 s, the gate and the probes poll every 2 s.
+ * Daemons, gate, probes and kubelet share one manual scheduler moved one
+ * second per step: launch times and probe periods are exact; which step an
+ * in-flight HTTP probe lands in may vary, so counts may differ by a request
+ * or two between runs.
  */
 import { configFor } from '../src/config/config.js';
 import { startGate, type RunningGate } from '../src/app/app.js';
-import type { Discovery, DiscoveryListener } from '../src/discovery/types.js';
 import type { GateRequest } from '../src/decide/types.js';
 import { createLogger } from '../src/observe/logger.js';
 import { probeConfigFor } from '../src/probe/config.js';
 import { startProbe, type RunningProbe } from '../src/probe/probe.js';
-import { SimDaemon, type PluginSpec } from '../src/sim/index.js';
+import { FleetDiscovery, Kubelet, SimFleet, healthCheckReady, rollingUpdate, type PluginSpec, type Readiness, type SimDaemon } from '../src/sim/index.js';
 import { ManualScheduler } from '../test/support/manual-scheduler.js';
 import { neverPolls } from '../test/support/gate.js';
 import type { BenchContext } from './context.js';
 
-export type Readiness = 'health-check' | 'probe';
+export type ReadinessRule = 'health-check' | 'probe';
 export type Front = 'service' | 'gate';
 
 export interface RollingPlan {
@@ -49,7 +51,7 @@ export interface Tally {
 }
 
 export interface RollingResult {
-  readonly readiness: Readiness;
+  readonly readiness: ReadinessRule;
   readonly fronts: Record<Front, Tally>;
   /** Daemon ms from the first new pod to the last old pod's termination. */
   readonly rolloutMs: number;
@@ -89,32 +91,6 @@ export const QUICK_PLAN: RollingPlan = {
   limitMs: 1_200_000,
 };
 
-/** The set of daemon pods the gate discovers: what a headless Service with publishNotReadyAddresses lists. */
-class PodList implements Discovery {
-  private listener: DiscoveryListener | undefined;
-  private current: string[] = [];
-  start(onChange: DiscoveryListener): void {
-    this.listener = onChange;
-    onChange(this.current, undefined);
-  }
-  stop(): Promise<void> {
-    this.listener = undefined;
-    return Promise.resolve();
-  }
-  set(addresses: readonly string[]): void {
-    this.current = [...addresses].sort();
-    this.listener?.(this.current, undefined);
-  }
-}
-
-interface Pod {
-  readonly daemon: SimDaemon;
-  readonly old: boolean;
-  ready: boolean;
-  terminated: boolean;
-  probe: RunningProbe | undefined;
-}
-
 function dispatchRequest(pluginId: string): GateRequest {
   return {
     method: 'POST',
@@ -144,114 +120,104 @@ async function send(address: string, pluginId: string): Promise<'served' | 'misr
 
 const emptyTally = (): Tally => ({ served: 0, misrouted: 0, held: 0, failed: 0, misroutedWhileOldRan: 0, heldWhileOldRan: 0 });
 
+/** `GET /readyz` of a `plugin-gate probe` on each pod, started the first time the kubelet asks about the pod. */
+class ProbeReadiness {
+  private readonly probes = new Map<SimDaemon, Promise<RunningProbe>>();
+  constructor(private readonly sched: ManualScheduler) {}
+
+  readonly ready: Readiness = async (pod, signal) => {
+    let p = this.probes.get(pod);
+    if (p === undefined) {
+      p = startProbe(probeConfigFor({ target: pod.address, listen: '127.0.0.1:0', 'log-level': 'silent' }), {
+        scheduler: this.sched,
+        logger: createLogger('silent'),
+        pollScheduler: neverPolls(this.sched),
+      }).then(async (probe) => {
+        await probe.pollNow();
+        return probe;
+      });
+      this.probes.set(pod, p);
+    }
+    const probe = await p;
+    try {
+      const res = await fetch(`http://127.0.0.1:${probe.port}/readyz`, { signal: AbortSignal.any([signal, AbortSignal.timeout(1_000)]) });
+      await res.arrayBuffer();
+      return res.status === 200;
+    } catch {
+      return false;
+    }
+  };
+
+  /** The probes poll their daemon every 2 s, as the sidecar does. */
+  async poll(live: readonly SimDaemon[]): Promise<void> {
+    await Promise.all([...this.probes].filter(([pod]) => live.includes(pod)).map(async ([, p]) => (await p).pollNow()));
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.probes.values()].map(async (p) => (await p).close()));
+  }
+}
+
+const runsOn = (pod: SimDaemon, id: string): boolean => pod.snapshot().plugins.some((s) => s.id === id && s.phase === 'running');
+
 /** One rolling update with one readiness rule; every pod, gate and probe is closed before it returns. */
-export async function runRollingUpdate(readiness: Readiness, plan: RollingPlan): Promise<RollingResult> {
+export async function runRollingUpdate(readiness: ReadinessRule, plan: RollingPlan): Promise<RollingResult> {
   const sched = new ManualScheduler(Date.UTC(2026, 0, 1));
-  const logger = createLogger('silent');
-  const pods: Pod[] = [];
+  const fleet = new SimFleet({ pods: plan.replicas, plugins: plan.plugins, scheduler: sched });
+  const probes = new ProbeReadiness(sched);
   let gate: RunningGate | undefined;
+  let kubelet: Kubelet | undefined;
   const fronts: Record<Front, Tally> = { service: emptyTally(), gate: emptyTally() };
   try {
-    const newDaemon = async (name: string): Promise<SimDaemon> => {
-      const d = new SimDaemon({ name, scheduler: sched, plugins: plan.plugins });
-      await d.start();
-      return d;
-    };
-    for (let i = 0; i < plan.replicas; i++) pods.push({ daemon: await newDaemon(`old-${i + 1}`), old: true, ready: true, terminated: false, probe: undefined });
+    await fleet.start();
     sched.advance(plan.settleMs);
-
-    const discovery = new PodList();
-    const live = (): Pod[] => pods.filter((p) => !p.terminated);
-    discovery.set(live().map((p) => p.daemon.address));
+    const old = [...fleet.pods];
     gate = await startGate(
-      configFor({ targets: pods.map((p) => p.daemon.address).join(','), 'grpc-listen': '127.0.0.1:0', 'http-listen': 'off', 'admin-listen': '127.0.0.1:0', 'log-level': 'silent', 'decision-log': 'none', drain: '0ms' }),
-      { scheduler: sched, logger, pollScheduler: neverPolls(sched), discovery },
+      configFor({ targets: fleet.targets, 'grpc-listen': '127.0.0.1:0', 'http-listen': 'off', 'admin-listen': '127.0.0.1:0', 'log-level': 'silent', 'decision-log': 'none', drain: '0ms' }),
+      { scheduler: sched, logger: createLogger('silent'), pollScheduler: neverPolls(sched), discovery: new FleetDiscovery(fleet, { scheduler: sched }) },
     );
     await gate.poller.pollNow();
 
+    kubelet = new Kubelet(fleet, { ready: readiness === 'probe' ? probes.ready : healthCheckReady(), periodMs: KUBELET_PERIOD_MS, failureThreshold: 1 });
     const start = sched.now();
-    let created = 0;
-    let rolloutEnd: number | undefined;
+    const update = rollingUpdate(fleet, kubelet);
+    let updated = false;
+    void update.done.then(() => {
+      updated = true;
+    });
     let settledAt: number | undefined;
     let gapMs = 0;
     let rr = 0;
-
-    const createNext = async (): Promise<void> => {
-      created++;
-      const daemon = await newDaemon(`new-${created}`);
-      const pod: Pod = { daemon, old: false, ready: false, terminated: false, probe: undefined };
-      if (readiness === 'probe') {
-        pod.probe = await startProbe(probeConfigFor({ target: daemon.address, listen: '127.0.0.1:0', 'log-level': 'silent' }), { scheduler: sched, logger, pollScheduler: neverPolls(sched) });
-        await pod.probe.pollNow();
-      }
-      pods.push(pod);
-      discovery.set(live().map((p) => p.daemon.address));
-    };
-    const isReady = async (pod: Pod): Promise<boolean> => {
-      const url = pod.probe !== undefined ? `http://127.0.0.1:${pod.probe.port}/readyz` : `${pod.daemon.url}/health/check`;
-      try {
-        const res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
-        await res.arrayBuffer();
-        return res.status === 200;
-      } catch {
-        return false;
-      }
-    };
-    const terminate = async (pod: Pod): Promise<void> => {
-      // The endpoint is gone from the Service and from discovery at once; then the process stops.
-      pod.terminated = true;
-      pod.ready = false;
-      discovery.set(live().map((p) => p.daemon.address));
-      await pod.probe?.close();
-      await pod.daemon.close();
-    };
-    const runsEverything = (pod: Pod): boolean => pod.daemon.snapshot().plugins.every((s) => s.phase === 'running');
-
-    await createNext();
     while (sched.now() - start < plan.limitMs) {
       sched.advance(STEP_MS);
       const t = sched.now() - start;
-      if (t % POLL_EVERY_MS === 0) await Promise.all([gate.poller.pollNow(), ...live().flatMap((p) => (p.probe === undefined ? [] : [p.probe.pollNow()]))]);
+      if (t % POLL_EVERY_MS === 0) await Promise.all([gate.poller.pollNow(), probes.poll(fleet.pods)]);
 
-      // The kubelet and the Deployment controller.
-      if (t % KUBELET_PERIOD_MS === 0) {
-        for (const pod of live()) if (!pod.old && !pod.ready) pod.ready = await isReady(pod);
-        const surplus = live().filter((p) => p.ready).length - plan.replicas;
-        const oldLeft = live().filter((p) => p.old);
-        if (surplus > 0 && oldLeft.length > 0) {
-          await terminate(oldLeft[0]!);
-          if (live().some((p) => p.old)) await createNext();
-          else rolloutEnd ??= t;
-        }
-      }
-
-      // One request per plugin through each front.
-      const endpoints = live().filter((p) => p.ready);
-      const runsOn = (p: Pod, id: string): boolean => p.daemon.snapshot().plugins.some((s) => s.id === id && s.phase === 'running');
+      const endpoints = kubelet.endpoints();
       if (plan.plugins.some((spec) => !endpoints.some((p) => runsOn(p, spec.id)))) gapMs += STEP_MS;
       for (const spec of plan.plugins) {
-        const oldRuns = live().some((p) => p.old && runsOn(p, spec.id));
-
+        // An old pod still runs the plugin until its process exits.
+        const oldRuns = old.some((p) => p.snapshot().listening && runsOn(p, spec.id));
         const target = endpoints[rr++ % Math.max(1, endpoints.length)];
-        const viaService = target === undefined ? 'failed' : await send(target.daemon.address, spec.id);
-        tally(fronts.service, viaService, oldRuns);
-
+        tally(fronts.service, target === undefined ? 'failed' : await send(target.address, spec.id), oldRuns);
         const d = gate.service.check(dispatchRequest(spec.id), 'http').decision;
         if (!d.allow) tally(fronts.gate, 'held', oldRuns);
         else tally(fronts.gate, d.upstream === undefined ? 'failed' : await send(d.upstream, spec.id), oldRuns);
       }
-
-      if (rolloutEnd !== undefined && settledAt === undefined && live().every(runsEverything)) settledAt = t;
-      if (settledAt !== undefined) break;
+      if (updated && fleet.pods.every((p) => plan.plugins.every((spec) => runsOn(p, spec.id)))) {
+        settledAt = t;
+        break;
+      }
     }
     const end = sched.now() - start;
-    return { readiness, fronts, rolloutMs: rolloutEnd ?? end, settledMs: settledAt ?? end, gapMs, cutOff: settledAt === undefined };
+    if (update.error !== undefined) throw update.error;
+    const exits = update.events.filter((e) => e.kind === 'exit').map((e) => e.at - start);
+    return { readiness, fronts, rolloutMs: exits.length > 0 ? Math.max(...exits) : end, settledMs: settledAt ?? end, gapMs, cutOff: settledAt === undefined };
   } finally {
+    kubelet?.stop();
     await gate?.close();
-    await Promise.all(pods.map(async (p) => {
-      await p.probe?.close();
-      await p.daemon.close();
-    }));
+    await probes.close();
+    await fleet.close();
   }
 }
 
@@ -265,11 +231,11 @@ export async function benchRolling(ctx: BenchContext): Promise<void> {
   const { report } = ctx;
   const plan = ctx.quick ? QUICK_PLAN : FULL_PLAN;
   report.section('rolling', 'rolling update of the daemon pods: Ready on /health/check vs Ready from plugin-gate probe', [
-    `${plan.replicas} daemon pods with ${plan.plugins.length} plugins (launches of ${Math.min(...plan.plugins.map((p) => p.launchMs)) / 1000}–${Math.max(...plan.plugins.map((p) => p.launchMs)) / 1000} s, two at a time), replaced one by one: maxSurge 1, maxUnavailable 0;`,
-    'the kubelet checks a new pod every 5 s; an old pod is terminated (endpoint and process gone at once) when a new one is Ready;',
-    'every second one request per plugin through a plain Service (round robin over Ready pods) and through the gate (its decision, then the pod it names);',
-    'daemon time is simulated (one manual clock for daemons, gate and probes); every request is real HTTP to a simulated daemon;',
-    'counted until every new pod runs every plugin.',
+    `${plan.replicas} daemon pods with ${plan.plugins.length} plugins (launches of ${Math.min(...plan.plugins.map((p) => p.launchMs)) / 1000}–${Math.max(...plan.plugins.map((p) => p.launchMs)) / 1000} s, two at a time), replaced by src/sim/rollout.ts: maxSurge 1, maxUnavailable 0;`,
+    'the kubelet probes a new pod at once and every 5 s (failureThreshold 1); when one is Ready an old pod stops being an endpoint and exits;',
+    'every second one request per plugin through a plain Service (round robin over the kubelet\'s endpoints) and through the gate (its decision, then the pod it names);',
+    'daemon time is simulated (one manual clock for daemons, gate, probes and kubelet); every request is real HTTP to a simulated daemon;',
+    'counted until every new pod runs every plugin; "no answer" = sent in the second its pod exited.',
   ]);
   for (const readiness of ['health-check', 'probe'] as const) {
     const r = await runRollingUpdate(readiness, plan);

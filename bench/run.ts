@@ -25,6 +25,7 @@ import { benchScale } from './scale.js';
 import { benchOversizedBody, benchThroughput } from './throughput.js';
 import { benchRolling } from './rolling.js';
 import { benchHold } from './hold.js';
+import { benchEnvoy } from './envoy-proxy.js';
 import { benchKubernetes } from './kubernetes.js';
 import { h2loadVersion } from './lib/h2load.js';
 import { killAllNow, pinning } from './lib/proc.js';
@@ -41,6 +42,7 @@ const BENCHES: Record<string, { what: string; run: (ctx: BenchContext) => Promis
   throughput: { what: 'Check ceiling against a no-op Check server at 3x30 and 1000x300 (ratio)', run: benchThroughput },
   'oversized-body': { what: 'Check p99 while a pod serves a 7 MB /metrics/ body, against the baseline', run: benchOversizedBody },
   scale: { what: 'polling 50 and 500 pods: gate CPU, RSS, event-loop lag (cold start and settled)', run: benchScale },
+  envoy: { what: 'through a real Envoy to a sim pod: no ext_authz vs the gate over gRPC vs http_service, open loop 1k and 5k req/s; the latency the gate adds', run: benchEnvoy },
   kubernetes: { what: 'rolling update through EndpointSlice discovery: Checks to terminating and exited pods (goal 0)', run: benchKubernetes },
   hold: { what: 'hold-starting: a cold start replayed with holding off and on; not-held Check latency while thousands are held', run: benchHold },
 };

@@ -302,6 +302,8 @@ export class GateService {
         plugin_id: d.pluginId,
         tenant: d.tenant,
         upstream: d.allow ? d.upstream : undefined,
+        // The chosen pod's name when discovery knows it (Kubernetes): one map lookup, only for a logged line.
+        upstream_pod_name: d.allow && d.upstream !== undefined ? this.snapshot().pods.get(d.upstream)?.name : undefined,
         status: d.allow ? undefined : d.httpStatus,
         retry_after: d.allow ? undefined : d.retryAfterS,
         latency_us: Math.round(seconds * 1e6),

@@ -27,7 +27,7 @@ function summary(c: Config): string {
     c.discovery === 'dns'
       ? `dns ${c.dnsName?.host}:${c.dnsName?.port}`
       : c.discovery === 'kubernetes'
-        ? `kubernetes EndpointSlices of Service ${c.kubernetesNamespace ?? '(own namespace)'}/${c.kubernetesService}, port ${c.kubernetesPort ?? '(the only one)'}, ${c.kubeconfig === undefined ? 'in-cluster credentials' : `kubeconfig ${c.kubeconfig}`}`
+        ? `kubernetes EndpointSlices of Service ${c.kubernetesNamespace ?? '(the credentials\' namespace)'}/${c.kubernetesService}, port ${c.kubernetesPort ?? '(the only one)'}, ${c.kubeconfig === undefined ? 'in-cluster credentials' : `kubeconfig ${c.kubeconfig}`}`
         : `static ${c.targets.join(',')}`;
   return [
     `config ok`,

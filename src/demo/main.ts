@@ -9,7 +9,8 @@
  * --rate N (checks per second; default 40), --duration S (default: until the
  * scenario has settled), --hold S (hold-starting: daemon seconds a request for a
  * starting plugin may wait; default off), --no-tty (print periodic tables
- * instead of redrawing).
+ * instead of redrawing), --envoy (a real Envoy in front: each request goes
+ * client → Envoy → gate → pod, on deploy/envoy/envoy.yaml).
  */
 import * as grpc from '@grpc/grpc-js';
 import { configFor } from '../config/config.js';
@@ -28,10 +29,11 @@ interface Args {
   /** hold-starting in daemon seconds; 0 = off. */
   holdS: number;
   tty: boolean;
+  envoy: boolean;
 }
 
 function parse(argv: readonly string[]): Args {
-  const a: Args = { timeScale: 0.04, rate: 40, durationS: undefined, holdS: 0, tty: process.stdout.isTTY === true };
+  const a: Args = { timeScale: 0.04, rate: 40, durationS: undefined, holdS: 0, tty: process.stdout.isTTY === true, envoy: false };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const v = argv[i + 1];
@@ -49,8 +51,9 @@ function parse(argv: readonly string[]): Args {
     else if (k === '--duration') a.durationS = num();
     else if (k === '--hold') a.holdS = num();
     else if (k === '--no-tty') a.tty = false;
+    else if (k === '--envoy') a.envoy = true;
     else {
-      process.stderr.write(`demo: unknown argument ${k}\nusage: demo [--time-scale X] [--rate N] [--duration S] [--hold S] [--no-tty]\n`);
+      process.stderr.write(`demo: unknown argument ${k}\nusage: demo [--time-scale X] [--rate N] [--duration S] [--hold S] [--no-tty] [--envoy]\n`);
       process.exit(2);
     }
   }
@@ -91,8 +94,30 @@ interface Totals {
 
 const NON_PLUGIN_PATH = '/plugin/demo-tenant/management/list';
 
+/**
+ * The repository's Envoy helper (test/support/envoy.ts: the pinned binary, a deploy/ file with
+ * loopback addresses). --envoy is a feature of a checkout with scripts/setup.sh run, not of the
+ * installed package, so it is loaded only when asked for.
+ */
+async function envoySupport(): Promise<typeof import('../../test/support/envoy.js')> {
+  try {
+    return await import('../../test/support/envoy.js');
+  } catch {
+    process.stderr.write('demo: --envoy runs from a checkout of the repository (npm run build), with Envoy installed by `bash scripts/setup.sh`\n');
+    process.exit(2);
+  }
+}
+
 async function main(): Promise<void> {
   const args = parse(process.argv.slice(2));
+  const envoyKit = args.envoy ? await envoySupport() : undefined;
+  if (envoyKit !== undefined) {
+    const found = envoyKit.findEnvoy();
+    if (!found.ok) {
+      process.stderr.write(`demo: --envoy: ${found.problem}\n`);
+      process.exit(2);
+    }
+  }
   const scenario = demoScenario(args.timeScale);
   const fleet = new SimFleet({ ...scenario.fleet, scheduler: systemScheduler });
   await fleet.start();
@@ -122,6 +147,9 @@ async function main(): Promise<void> {
     'Authorization',
   );
   const client = new Ctor(`127.0.0.1:${gate.grpcPort}`, grpc.credentials.createInsecure()) as unknown as CheckClient;
+  // With --envoy: the shipped front proxy, only its addresses moved to loopback; requests go to it.
+  const envoy = envoyKit === undefined ? undefined : await envoyKit.startEnvoy({ config: 'deploy/envoy/envoy.yaml', addresses: { 'plugin-gate-headless:9191': `127.0.0.1:${gate.grpcPort}` }, accessLog: 'discard' });
+  const front = envoy?.listener('plugin_daemon');
 
   const plugins = [...scenario.fleet.plugins.map((p) => p.id), scenario.runtimeInstalled];
   const tallies = new Map<string, PluginTally>(plugins.map((p) => [p, { allow: 0, deny: 0, lastReason: '' }]));
@@ -144,6 +172,36 @@ async function main(): Promise<void> {
     // Blind round-robin over pods that are up: what a Service without the gate does.
     const blindPod = fleet.pods[rr++ % fleet.pods.length]!;
     const blind = forward(blindPod.address, path, headers);
+    if (front !== undefined) {
+      // client → Envoy → gate → pod: what the client gets is the whole story.
+      const r = await viaEnvoy(front, path, headers, 2000 + args.holdS * ts * 1000);
+      const blindStatus = await blind;
+      if (blindStatus === 404) totals.blind404++;
+      else if (blindStatus === 200) totals.blind200++;
+      else totals.blindOther++;
+      const t = path === NON_PLUGIN_PATH ? undefined : tallies.get(pluginId);
+      const gateReason = r.reason;
+      if (r.status === 200 || r.status === 404) {
+        totals.allowed++;
+        if (r.status === 200) totals.gateLanded200++;
+        else totals.gateLanded404++;
+        totals.reasons.set('allowed', (totals.reasons.get('allowed') ?? 0) + 1);
+        if (t) {
+          t.allow++;
+          t.lastReason = `allowed → ${r.pod ?? '?'}`;
+        }
+      } else if (gateReason !== undefined) {
+        totals.denied++;
+        totals.reasons.set(gateReason, (totals.reasons.get(gateReason) ?? 0) + 1);
+        if (t) {
+          t.deny++;
+          t.lastReason = `${r.status} ${gateReason}`;
+        }
+      } else {
+        totals.errors++;
+      }
+      return;
+    }
     const res = await new Promise<CheckAnswer | undefined>((resolve) => {
       // A held Check waits up to hold-starting: the deadline is that plus a margin, as Envoy's timeout would be.
       client.Check(req, { deadline: Date.now() + 1000 + args.holdS * ts * 1000 }, (err, r) => resolve(err === null ? r : undefined));
@@ -200,16 +258,31 @@ async function main(): Promise<void> {
     }
     if (now - lastDraw >= (args.tty ? 500 : 5000)) {
       lastDraw = now;
-      draw(args.tty, gate, fleet, tallies, totals, (now - started) / 1000, ts, durationS);
+      draw(args.tty, gate, fleet, tallies, totals, (now - started) / 1000, ts, durationS, front);
     }
     await new Promise((r) => setTimeout(r, Math.max(1, Math.min(50, nextAt - Date.now()))));
   }
   await Promise.allSettled([...inflight]);
-  draw(args.tty, gate, fleet, tallies, totals, (Date.now() - started) / 1000, ts, durationS);
+  draw(args.tty, gate, fleet, tallies, totals, (Date.now() - started) / 1000, ts, durationS, front);
   process.stdout.write('\n' + summary(totals, (Date.now() - started) / 1000, args.holdS) + '\n');
+  if (front === undefined) process.stdout.write('  (npm run demo -- --envoy: the same with a real Envoy in front, client → Envoy → gate → pod; Envoy comes from `bash scripts/setup.sh`)\n');
   client.close();
+  await envoy?.dispose();
   await gate.close();
   await fleet.close();
+}
+
+/** One request through Envoy: status, the pod that served it, the gate's reason on a denial. */
+async function viaEnvoy(front: string, path: string, headers: Record<string, string>, timeoutMs: number): Promise<{ status: number; pod?: string; reason?: string }> {
+  try {
+    const res = await fetch(`http://${front}${path}`, { method: 'POST', headers, body: '{}', signal: AbortSignal.timeout(timeoutMs) });
+    await res.arrayBuffer();
+    const pod = res.headers.get('x-sim-pod') ?? undefined;
+    const reason = res.headers.get('x-plugin-gate-reason') ?? undefined;
+    return { status: res.status, ...(pod !== undefined && { pod }), ...(reason !== undefined && { reason }) };
+  } catch {
+    return { status: 0 };
+  }
 }
 
 async function forward(address: string, path: string, headers: Record<string, string>): Promise<number> {
@@ -224,13 +297,14 @@ async function forward(address: string, path: string, headers: Record<string, st
 
 const SHORT: Record<string, string> = { ready: 'ready', starting: 'start', failed: 'FAILED', absent: '·' };
 
-function draw(tty: boolean, gate: RunningGate, fleet: SimFleet, tallies: Map<string, PluginTally>, t: Totals, elapsedS: number, ts: number, durationS: number): void {
+function draw(tty: boolean, gate: RunningGate, fleet: SimFleet, tallies: Map<string, PluginTally>, t: Totals, elapsedS: number, ts: number, durationS: number, front?: string): void {
   const snap = gate.snapshot();
   const pods = fleet.pods as readonly SimDaemon[];
   const lines: string[] = [];
   const daemonS = Math.round(elapsedS / ts);
   lines.push(`plugin-gate demo — ${elapsedS.toFixed(0)}s of ${durationS.toFixed(0)}s (daemon time ${Math.floor(daemonS / 60)}m${String(daemonS % 60).padStart(2, '0')}s)   admin http://127.0.0.1:${gate.adminPort}/status`);
-  lines.push(`checks ${t.sent}   allowed ${t.allowed}   denied ${t.denied}   held now ${gate.service.heldCount()}   gRPC errors ${t.errors}`);
+  if (front !== undefined) lines.push(`client → Envoy http://${front} (deploy/envoy/envoy.yaml) → gate gRPC 127.0.0.1:${gate.grpcPort} → pod`);
+  lines.push(`${front === undefined ? 'checks' : 'requests'} ${t.sent}   allowed ${t.allowed}   denied ${t.denied}   held now ${gate.service.heldCount()}   ${front === undefined ? 'gRPC errors' : 'errors'} ${t.errors}`);
   lines.push('');
   const podCells = pods.map((p) => {
     const v = snap.pods.get(p.address);

@@ -75,6 +75,23 @@ export const ROUTE_LABEL: Record<Route, string> = {
   not_found: '',
 };
 
+/**
+ * Request header asking a running plugin's dispatch to stream `N@ms`: N lines, one every ms
+ * (wall clock). For trying proxies with long invocations; bounded so no request can pin a pod.
+ */
+export const SIM_STREAM_HEADER = 'x-sim-stream';
+const MAX_STREAM_CHUNKS = 1_000;
+const MAX_STREAM_INTERVAL_MS = 10_000;
+
+function streamAsk(v: string | string[] | undefined): { chunks: number; intervalMs: number } | undefined {
+  const m = typeof v === 'string' ? /^(\d{1,4})@(\d{1,5})$/.exec(v) : null;
+  if (m === null) return undefined;
+  const chunks = Number(m[1]);
+  const intervalMs = Number(m[2]);
+  if (chunks < 1 || chunks > MAX_STREAM_CHUNKS || intervalMs > MAX_STREAM_INTERVAL_MS) return undefined;
+  return { chunks, intervalMs };
+}
+
 const DISPATCH_V1 = /^\/plugin\/[^/]+\/dispatch\/.+/;
 const MANAGEMENT = /^\/plugin\/[^/]+\/management(\/.*)?$/;
 const WEBHOOK = /^\/e\/([^/]+)(\/.*)?$/;
@@ -155,13 +172,13 @@ export class DaemonRoutes {
       case 'dispatch_v1': {
         const header = req.headers['x-plugin-id'];
         const id = typeof header === 'string' ? header : undefined;
-        this.dispatch(id !== undefined && isPluginId(id) ? id : undefined, res);
+        this.dispatch(id !== undefined && isPluginId(id) ? id : undefined, res, req);
         return;
       }
       case 'dispatch_v2':
       case 'extract_v2': {
         const header = req.headers['x-plugin-unique-identifier'];
-        this.dispatch(typeof header === 'string' ? pluginIdFromUniqueId(header) : undefined, res);
+        this.dispatch(typeof header === 'string' ? pluginIdFromUniqueId(header) : undefined, res, req);
         return;
       }
       case 'webhook': {
@@ -179,7 +196,7 @@ export class DaemonRoutes {
     }
   }
 
-  private dispatch(pluginId: PluginId | undefined, res: http.ServerResponse): void {
+  private dispatch(pluginId: PluginId | undefined, res: http.ServerResponse, req: http.IncomingMessage): void {
     if (pluginId === undefined) {
       this.json(res, 400, daemonErrorEnvelope(-400, 'PluginDaemonBadRequestError', 'invalid plugin identifier'));
       return;
@@ -187,8 +204,32 @@ export class DaemonRoutes {
     if (this.host.lifecycle()?.isRunning(pluginId) === true) {
       this.host.stats.hits.set(pluginId, (this.host.stats.hits.get(pluginId) ?? 0) + 1);
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-      res.write(`${JSON.stringify({ code: 0, message: '', data: { served_by: this.host.name, plugin_id: pluginId } })}\n`);
-      res.end();
+      const line = (chunk?: number): string =>
+        `${JSON.stringify({ code: 0, message: '', data: { served_by: this.host.name, plugin_id: pluginId, ...(chunk === undefined ? {} : { chunk }) } })}\n`;
+      const stream = streamAsk(req.headers[SIM_STREAM_HEADER]);
+      if (stream === undefined) {
+        res.write(line());
+        res.end();
+        return;
+      }
+      // A long invocation: one line per chunk, spaced on the wall clock (what a proxy in between
+      // must carry through unbuffered and uncut, whatever the simulated daemon time does).
+      let i = 0;
+      const next = (): void => {
+        if (res.destroyed || this.host.closed()) return;
+        res.write(line(i++));
+        if (i >= stream.chunks) {
+          res.end();
+          return;
+        }
+        const timer = setTimeout(() => {
+          this.slowTimers.delete(timer);
+          next();
+        }, stream.intervalMs);
+        timer.unref();
+        this.slowTimers.add(timer);
+      };
+      next();
       return;
     }
     this.host.stats.misses.set(pluginId, (this.host.stats.misses.get(pluginId) ?? 0) + 1);

@@ -118,6 +118,8 @@ describe('gate settings in every Envoy configuration', () => {
       const extIndex = filters.findIndex((f) => f['name'] === 'envoy.filters.http.ext_authz');
       const ext = filters[extIndex]?.['typed_config'] as Obj;
       const clusters = doc['static_resources']['clusters'] as Obj[];
+      // deploy/envoy/envoy-http-service.yaml asks the HTTP forward-auth face through http_service.
+      const viaHttp = ext?.['http_service'] !== undefined;
       const cluster = (name: string): Obj => {
         const found = clusters.find((x) => x['name'] === name);
         assert.ok(found, `cluster ${name}`);
@@ -129,7 +131,7 @@ describe('gate settings in every Envoy configuration', () => {
         assert.equal(ext['transport_api_version'], 'V3');
         assert.equal(ext['failure_mode_allow'], false);
         assert.ok(ext['status_on_error']['code'] === 'ServiceUnavailable' || ext['status_on_error']['code'] === 503);
-        const t = seconds(ext['grpc_service']['timeout']);
+        const t = seconds(viaHttp ? ext['http_service']['server_uri']['timeout'] : ext['grpc_service']['timeout']);
         assert.ok(t >= 0.1 && t < DAEMON_TIMEOUT_S, `check timeout ${t}s is >= 100 ms and below dify-api's ${DAEMON_TIMEOUT_S} s`);
         assert.equal(ext['with_request_body'], undefined, 'no request body buffered for the check');
         assert.equal(filters.at(-1)?.['name'], 'envoy.filters.http.router');
@@ -159,7 +161,13 @@ describe('gate settings in every Envoy configuration', () => {
           assert.equal(target['type'], 'ORIGINAL_DST');
           assert.equal(target['lb_policy'], 'CLUSTER_PROVIDED');
           const odl = target['original_dst_lb_config'] as Obj;
-          if (c.name.includes('header-routing')) {
+          if (viaHttp) {
+            // The gate's allow header, copied onto the request (client copies stripped above).
+            assert.equal(odl['use_http_header'], true);
+            assert.equal(odl['http_header_name'], HTTP_UPSTREAM_HEADER);
+            assert.deepEqual(ext['http_service']['authorization_response']['allowed_upstream_headers']['patterns'], [{ exact: HTTP_UPSTREAM_HEADER }]);
+            assert.match(c.text, /--http-request-from request --http-deny-status 429/, 'documents how to run the gate');
+          } else if (c.name.includes('header-routing')) {
             assert.equal(odl['use_http_header'], true);
             assert.equal(odl['http_header_name'] ?? ROUTE_HEADER, ROUTE_HEADER);
             assert.match(c.text, /--route-header x-envoy-original-dst-host/, 'documents how to run the gate');
@@ -170,7 +178,13 @@ describe('gate settings in every Envoy configuration', () => {
         }
       });
 
-      it('reaches the gate over HTTP/2 and health-checks it with grpc.health.v1', () => {
+      it(viaHttp ? "reaches the gate's HTTP forward-auth port" : 'reaches the gate over HTTP/2 and health-checks it with grpc.health.v1', () => {
+        if (viaHttp) {
+          const gate = cluster(ext['http_service']['server_uri']['cluster']);
+          assert.equal(gate['load_assignment']['endpoints'][0]['lb_endpoints'][0]['endpoint']['address']['socket_address']['port_value'], 9192);
+          assert.ok(gate['circuit_breakers']['thresholds'].length > 0);
+          return;
+        }
         const gate = cluster(ext['grpc_service']['envoy_grpc']['cluster_name']);
         const opts = gate['typed_extension_protocol_options']['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'];
         assert.ok(opts['explicit_http_config']['http2_protocol_options'], 'HTTP/2 to the gate');
@@ -184,7 +198,11 @@ describe('gate settings in every Envoy configuration', () => {
       it('keeps the admin interface on loopback and logs the gate decision', () => {
         assert.deepEqual(doc['admin']['address']['socket_address'], { address: '127.0.0.1', port_value: 9901 });
         const log = JSON.stringify(hcm['access_log']);
-        assert.ok(log.includes(`%DYNAMIC_METADATA(${METADATA_NAMESPACE}:reason)%`));
+        // http_service: dynamic metadata from the gate's response headers, keyed by header name.
+        const reasonKey = viaHttp ? REASON_HEADER : 'reason';
+        const idKey = viaHttp ? DECISION_ID_HEADER : 'decision_id';
+        assert.ok(log.includes(`"gate_reason":"%DYNAMIC_METADATA(${METADATA_NAMESPACE}:${reasonKey})%"`));
+        assert.ok(log.includes(`"gate_decision_id":"%DYNAMIC_METADATA(${METADATA_NAMESPACE}:${idKey})%"`));
         assert.ok(log.includes('%REQ(X-PLUGIN-ID)%'));
       });
     });

@@ -115,7 +115,7 @@ describe('the gate on Kubernetes discovery', { timeout: 120_000 }, () => {
   it('routes no Check to a pod after it saw the pod terminating, and none after it saw it gone', async () => {
     h = await startHarness(
       { pods: 3, plugins: [{ id: PLUGIN, launchMs: 1_000 }] },
-      { discovery: 'kubernetes', kubeconfig, 'kubernetes-service': SERVICE },
+      { discovery: 'kubernetes', kubeconfig, 'kubernetes-service': SERVICE, 'decision-log': 'all' },
       (fleet) => {
         fleet.pods.forEach((p, i) => api.setSlice(sliceOf(p, i)));
       },
@@ -189,5 +189,7 @@ describe('the gate on Kubernetes discovery', { timeout: 120_000 }, () => {
     const change = log.records().find((r) => r['msg'] === 'pod state changed' && r['pod'] === p1 && r['to'] === 'terminating');
     assert.equal(change?.['pod_name'], `${SERVICE}-1`);
     assert.equal(change?.['from'], 'live');
+    const decision = log.records().find((r) => r['msg'] === 'decision' && r['upstream'] === p0);
+    assert.equal(decision?.['upstream_pod_name'], `${SERVICE}-0`, 'the decision log names the chosen pod');
   });
 });

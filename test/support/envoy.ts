@@ -163,6 +163,10 @@ export interface EnvoyOptions {
   readonly logLevel?: string;
   /** Default 30 s: cluster warming waits for the gate's first health check. */
   readonly readyTimeoutMs?: number;
+  /** Put before the binary, e.g. `taskset -c 0` (benchmarks pin their processes). */
+  readonly commandPrefix?: readonly string[];
+  /** `discard` for load runs: the access log is read and dropped, not kept in memory. Default `keep`. */
+  readonly accessLog?: 'keep' | 'discard';
 }
 
 export function loadEnvoyConfig(config: string, configMapKey?: string): Obj {
@@ -213,8 +217,11 @@ export class RunningEnvoy {
   private constructor(
     readonly child: ChildProcess,
     readonly dir: string,
+    discardAccessLog: boolean,
   ) {
-    child.stdout!.on('data', (c: Buffer) => this.stdoutChunks.push(c));
+    child.stdout!.on('data', (c: Buffer) => {
+      if (!discardAccessLog) this.stdoutChunks.push(c);
+    });
     child.stderr!.on('data', (c: Buffer) => {
       // Bounded: only the tail matters for a failure message.
       this.stderrText = (this.stderrText + c.toString('utf8')).slice(-64_000);
@@ -241,9 +248,12 @@ export class RunningEnvoy {
     const configFile = join(dir, 'envoy.yaml');
     writeFileSync(configFile, stringify(doc));
     const adminFile = join(dir, 'admin-address');
+    const prefix = opts.commandPrefix ?? [];
     const child = spawn(
-      bin,
+      prefix[0] ?? bin,
       [
+        ...prefix.slice(1),
+        ...(prefix.length > 0 ? [bin] : []),
         '-c', configFile,
         '--admin-address-path', adminFile,
         '--concurrency', String(opts.concurrency ?? 1),
@@ -255,7 +265,7 @@ export class RunningEnvoy {
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
-    const envoy = new RunningEnvoy(child, dir);
+    const envoy = new RunningEnvoy(child, dir, opts.accessLog === 'discard');
     try {
       await envoy.waitReady(adminFile, opts.readyTimeoutMs ?? 30_000);
     } catch (err) {

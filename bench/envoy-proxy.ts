@@ -1,0 +1,156 @@
+/**
+ * envoy: what the gate adds to a request through a real Envoy. h2load sends
+ * dify-api-shaped dispatch calls (HTTP/1.1 POST, x-plugin-id) through Envoy to
+ * one simulated daemon pod, open loop, in three set-ups of the same Envoy:
+ *
+ *   no ext_authz   deploy/envoy/envoy.yaml without its ext_authz filter, the
+ *                  pod as a static cluster: Envoy alone, the floor;
+ *   gRPC           deploy/envoy/envoy.yaml as shipped (ext_authz over gRPC,
+ *                  the pod from the gate's dynamic metadata);
+ *   http_service   deploy/envoy/envoy-http-service.yaml as shipped.
+ *
+ * The added latency is the gate set-up's percentile minus the floor's.
+ */
+import type { BenchContext } from './context.js';
+import { startGateCli, startSimCli, waitReady } from './lib/gate.js';
+import { h2loadVersion } from './lib/h2load.js';
+import { pinning, sleep } from './lib/proc.js';
+import { sig } from './lib/report.js';
+import { loadStep, type StepResult } from './lib/wire.js';
+import { findEnvoy, startEnvoy, type RunningEnvoy } from '../test/support/envoy.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const PLUGIN = 'langgenius/openai';
+const PATH = '/plugin/6f1e2d3c-4b5a-4978-8a69-5b4c3d2e1f00/dispatch/llm/invoke';
+const GATE_GRPC = 'plugin-gate-headless:9191';
+const GATE_HTTP = 'plugin-gate-headless:9192';
+
+type Obj = Record<string, any>;
+
+/** The shipped front proxy minus ext_authz, its daemon cluster a static one at `pod`. */
+function withoutExtAuthz(pod: string): (doc: Obj) => void {
+  return (doc) => {
+    for (const l of doc['static_resources']['listeners'] as Obj[]) {
+      const hcm = l['filter_chains'][0]['filters'][0]['typed_config'] as Obj;
+      hcm['http_filters'] = (hcm['http_filters'] as Obj[]).filter((f) => f['name'] !== 'envoy.filters.http.ext_authz');
+    }
+    const c = (doc['static_resources']['clusters'] as Obj[]).find((x) => x['name'] === 'plugin_daemon_pod')!;
+    const [address, port] = pod.split(':') as [string, string];
+    c['type'] = 'STATIC';
+    c['lb_policy'] = 'ROUND_ROBIN';
+    delete c['original_dst_lb_config'];
+    delete c['cleanup_interval'];
+    c['load_assignment'] = {
+      cluster_name: 'plugin_daemon_pod',
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address, port_value: Number(port) } } } }] }],
+    };
+  };
+}
+
+interface Setup {
+  readonly name: string;
+  readonly config: string;
+  readonly addresses: Record<string, string>;
+  readonly amend?: (doc: Obj) => void;
+  /** The gate's decision counter that must move once per request. */
+  readonly key?: string;
+}
+
+export async function benchEnvoy(ctx: BenchContext): Promise<void> {
+  const { report } = ctx;
+  const durationS = ctx.quick ? 2 : 5;
+  const warmupS = 1;
+  const rates = ctx.quick ? [1000] : [1000, 5000];
+  const envoy = findEnvoy();
+  report.section('envoy', 'what the gate adds through a real Envoy (loopback, HTTP/1.1 clients)', [
+    `Envoy ${envoy.ok ? envoy.version : '(missing)'} (one worker${pinning.available ? ', on core 0 with h2load and the fleet' : ''}), the gate CLI${pinning.available ? ' on core 1' : ''}, one simulated pod (sim CLI, scenario basic);`,
+    `request: POST ${PATH} with x-plugin-id ${PLUGIN} (ready on the pod), 24-byte JSON body, one request in flight per keep-alive connection (rate/50 connections), as dify-api's httpx pool;`,
+    'set-ups: Envoy without ext_authz (the shipped envoy.yaml minus the filter, the pod as a static cluster); the shipped envoy.yaml (gRPC ext_authz, pod from dynamic metadata); the shipped envoy-http-service.yaml (gate with --http-request-from request --http-deny-status 429);',
+    `open loop at ${rates.join(', ')} req/s, ${warmupS} s warm-up + ${durationS} s; added latency = percentile with the gate − the same percentile without ext_authz.`,
+  ]);
+  if (h2loadVersion() === undefined) {
+    report.problem('envoy', 'h2load not installed (apt-get install nghttp2-client): skipped');
+    return;
+  }
+  if (!envoy.ok) {
+    report.problem('envoy', `${envoy.problem}: skipped`);
+    return;
+  }
+  const fleet = await startSimCli(['--pods', '1', '--scenario', 'basic', '--time-scale', '0.001']);
+  let gate: Awaited<ReturnType<typeof startGateCli>> | undefined;
+  const body = join(ctx.tmp, 'dispatch.json');
+  writeFileSync(body, '{"model":"gpt-4o-mini"}\n');
+  try {
+    gate = await startGateCli(fleet.targets, ['--http-request-from', 'request', '--http-deny-status', '429']);
+    await waitReady(gate.adminPort, 15_000);
+    const pod = fleet.targets.split(',')[0]!;
+    const setups: Setup[] = [
+      { name: 'no ext_authz', config: 'deploy/envoy/envoy.yaml', addresses: { [GATE_GRPC]: `127.0.0.1:${gate.grpcPort}` }, amend: withoutExtAuthz(pod) },
+      { name: 'gRPC', config: 'deploy/envoy/envoy.yaml', addresses: { [GATE_GRPC]: `127.0.0.1:${gate.grpcPort}` }, key: 'grpc/plugin_ready' },
+      { name: 'http_service', config: 'deploy/envoy/envoy-http-service.yaml', addresses: { [GATE_HTTP]: `127.0.0.1:${gate.httpPort}` }, key: 'http/plugin_ready' },
+    ];
+    const results = new Map<string, StepResult>();
+    for (const s of setups) {
+      let proxy: RunningEnvoy | undefined;
+      try {
+        proxy = await startEnvoy({
+          config: s.config,
+          addresses: s.addresses,
+          ...(s.amend !== undefined && { amend: s.amend }),
+          commandPrefix: pinning.load,
+          accessLog: 'discard',
+        });
+        const front = proxy.listener('plugin_daemon');
+        const url = `http://${front}${PATH}`;
+        const headers = [`x-plugin-id: ${PLUGIN}`, 'content-type: application/json', 'user-agent: python-httpx/0.27.2'];
+        // The plugin must be ready on the pod and the route complete before measuring.
+        const deadline = Date.now() + 30_000;
+        for (;;) {
+          const res = await fetch(url, { method: 'POST', headers: { 'x-plugin-id': PLUGIN, 'content-type': 'application/json' }, body: '{}', signal: AbortSignal.timeout(5000) });
+          const text = await res.text();
+          if (res.status === 200 && text.includes('served_by')) break;
+          if (Date.now() > deadline) throw new Error(`${s.name}: no 200 through Envoy within 30 s (last: ${res.status} ${text.slice(0, 200)})`);
+          await sleep(200);
+        }
+        for (const r of rates) {
+          const res = await loadStep(
+            ctx,
+            {
+              bench: 'envoy',
+              pid: proxy.child.pid!,
+              url,
+              headers,
+              dataFile: body,
+              h1: true,
+              ...(s.key !== undefined && { admin: { port: gate.adminPort, key: s.key } }),
+            },
+            { name: `${s.name} ${r / 1000}k/s`, rate: r, clients: Math.ceil(r / 50), streams: 1 },
+            durationS,
+            warmupS,
+          );
+          results.set(`${s.name} ${r}`, res);
+        }
+      } finally {
+        await proxy?.dispose();
+      }
+    }
+    for (const r of rates) {
+      const floor = results.get(`no ext_authz ${r}`)?.h2.latencyUs;
+      for (const name of ['gRPC', 'http_service']) {
+        const l = results.get(`${name} ${r}`)?.h2.latencyUs;
+        if (floor === undefined || l === undefined) continue;
+        report.figure(
+          'envoy',
+          `added by the gate, ${name} ${r / 1000}k/s p50/p99`,
+          `${sig((l.p50 - floor.p50) / 1000)} / ${sig((l.p99 - floor.p99) / 1000)}`,
+          'ms',
+          `through Envoy with the gate p50 ${sig(l.p50 / 1000)} / p99 ${sig(l.p99 / 1000)} ms, without ext_authz ${sig(floor.p50 / 1000)} / ${sig(floor.p99 / 1000)} ms`,
+        );
+      }
+    }
+  } finally {
+    await gate?.child.stop();
+    await fleet.child.stop();
+  }
+}
