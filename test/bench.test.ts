@@ -62,4 +62,14 @@ describe('bench runner', () => {
     assert.match(stdout, /^== summary$/m);
     assert.match(stdout, /all benchmarks ran/);
   });
+
+  it('runs kubernetes in quick mode: no Check to a pod once the gate saw it terminating', async () => {
+    const { code, stdout, stderr } = await run(['--quick', 'kubernetes'], 120_000);
+    assert.equal(code, 0, `exit ${code}\n${stdout}\n${stderr}`);
+    // Counts, not timings: a Check sent after the gate's view changed is causally after it, whatever the load.
+    assert.match(stdout, /^  \[kubernetes\] Checks routed to a pod sent after the gate saw it terminating: 0 /m);
+    // Printed, not asserted: it also depends on the watch delivering within the 300 ms grace.
+    assert.match(stdout, new RegExp(`^  \\[kubernetes\\] Checks routed to a pod answered after its process exited: ${NUM} `, 'm'));
+    assert.match(stdout, new RegExp(`^  \\[kubernetes\\] API write of terminating → the gate's view: ${NUM}, ${NUM} ms per pod`, 'm'));
+  });
 });
