@@ -28,7 +28,7 @@ describe('bench runner', () => {
   it('lists the benchmarks and rejects unknown names', async () => {
     const list = await run(['--list'], 10_000);
     assert.equal(list.code, 0);
-    for (const name of ['decide', 'check-grpc', 'check-http', 'freshness', 'memory', 'parse', 'pod-loss']) {
+    for (const name of ['decide', 'check-grpc', 'check-http', 'freshness', 'memory', 'parse', 'scale', 'throughput', 'oversized-body', 'pod-loss']) {
       assert.match(list.stdout, new RegExp(`^${name} `, 'm'));
     }
     const bad = await run(['no-such-bench'], 10_000);
@@ -77,5 +77,15 @@ describe('bench runner', () => {
       assert.match(stdout, new RegExp(`^  \\[pod-loss\\] ${scenario}, gate interval only: misrouted: 0 requests`, 'm'));
     }
     assert.match(stdout, /all benchmarks ran/);
+  });
+
+  it('runs kubernetes in quick mode: no Check to a pod once the gate saw it terminating', async () => {
+    const { code, stdout, stderr } = await run(['--quick', 'kubernetes'], 120_000);
+    assert.equal(code, 0, `exit ${code}\n${stdout}\n${stderr}`);
+    // Counts, not timings: a Check sent after the gate's view changed is causally after it, whatever the load.
+    assert.match(stdout, /^  \[kubernetes\] Checks routed to a pod sent after the gate saw it terminating: 0 /m);
+    // Printed, not asserted: it also depends on the watch delivering within the 300 ms grace.
+    assert.match(stdout, new RegExp(`^  \\[kubernetes\\] Checks routed to a pod answered after its process exited: ${NUM} `, 'm'));
+    assert.match(stdout, new RegExp(`^  \\[kubernetes\\] API write of terminating → the gate's view: ${NUM}, ${NUM} ms per pod`, 'm'));
   });
 });
