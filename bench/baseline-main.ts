@@ -6,6 +6,7 @@
  *
  *   node dist/bench/baseline-main.js grpc-js   grpc-js with the gate's own proto and server options
  *   node dist/bench/baseline-main.js http2     bare node:http2, a pre-encoded gRPC answer
+ *   node dist/bench/baseline-main.js noop      grpc-js loading Envoy's official protos, answering a bare OK (status 0, nothing else)
  *
  * Prints `port=N`; SIGTERM exits.
  */
@@ -14,6 +15,7 @@ import * as grpc from '@grpc/grpc-js';
 import { authorizationService } from '../src/front/grpc/protos.js';
 import { createResponseRenderer } from '../src/front/grpc/response.js';
 import { SERVER_OPTIONS } from '../src/front/grpc/server.js';
+import { officialPackage } from './lib/envoy.js';
 
 const kind = process.argv[2];
 const render = createResponseRenderer({ routeHeader: undefined });
@@ -32,6 +34,19 @@ if (kind === 'grpc-js') {
   const server = new grpc.Server(SERVER_OPTIONS);
   server.addService(authorizationService(), {
     Check: (_call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => cb(null, CANNED),
+  });
+  server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => {
+    if (err) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(1);
+    }
+    process.stdout.write(`port=${port}\n`);
+  });
+} else if (kind === 'noop') {
+  const server = new grpc.Server();
+  const svc = (officialPackage()['envoy.service.auth.v3.Authorization'] as grpc.ServiceDefinition);
+  server.addService(svc, {
+    Check: (_call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => cb(null, { status: { code: 0 } }),
   });
   server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => {
     if (err) {

@@ -54,7 +54,7 @@ export async function benchMemory(ctx: BenchContext): Promise<void> {
     `hostile Checks: ${HOSTILE_KINDS.join(', ')} (seeded, uniformly mixed);`,
     `${inProcBatches} batches × ${inProcN} in-process (message → check → response; header values up to 200k characters),`,
     `then ${wireBatches} × ${wireN} over gRPC (grpc-js client, 32 in flight; values up to 100k characters, so every message stays under the 1 MiB cap).`,
-    'The fleet is younger than startup-grace, so random plugin ids are denied plugin_starting: each one is a new deny-text cache key.',
+    'The fleet is younger than startup-grace, so random plugin ids are denied plugin_starting: each one is a new entry of the snapshot\'s deny memo (at most 4096 per snapshot, dropped with it).',
   ]);
 
   const fleet = await startBenchFleet(['--pods', String(pods), '--plugins', String(plugins), '--launch-ms', '500-3000', '--concurrency', String(plugins), '--fail-every', '25']);
@@ -108,7 +108,7 @@ export async function benchMemory(ctx: BenchContext): Promise<void> {
       'in-process heap growth after batch 2',
       sig(growthLate / 2 ** 20),
       'MiB',
-      `from batch 2 to batch ${heaps.length} (batch 1 fills the bounded deny-text cache, 4096 entries); RSS now ${mb(afterInProc.rss)} MiB`,
+      `from batch 2 to batch ${heaps.length} (the deny memo is per snapshot, at most 4096 entries, dropped with its snapshot); RSS now ${mb(afterInProc.rss)} MiB`,
     );
 
     // Over the wire.

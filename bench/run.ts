@@ -21,7 +21,9 @@ import { benchCheckHttp } from './check-http.js';
 import { benchFreshness } from './freshness.js';
 import { benchMemory } from './memory.js';
 import { benchParse } from './parse.js';
+import { benchPodLoss } from './pod-loss.js';
 import { benchScale } from './scale.js';
+import { benchOversizedBody, benchThroughput } from './throughput.js';
 import { benchRolling } from './rolling.js';
 import { benchHold } from './hold.js';
 import { benchEnvoy } from './envoy-proxy.js';
@@ -36,8 +38,11 @@ const BENCHES: Record<string, { what: string; run: (ctx: BenchContext) => Promis
   'check-http': { what: 'the HTTP forward-auth face end to end under h2load --h1', run: benchCheckHttp },
   freshness: { what: 'plugin state change on a sim pod → the gate snapshot (ms)', run: benchFreshness },
   memory: { what: 'RSS and heap with a large fleet and after many hostile Checks', run: benchMemory },
+  'pod-loss': { what: 'a rolling update and a crash: requests misrouted, sent to a dead pod, dead-pod window (with and without keep-alive detection)', run: benchPodLoss },
   parse: { what: 'parseExposition on a large daemon exposition (MB/s, ms/parse)', run: benchParse },
   rolling: { what: 'rolling update of the daemon pods, Ready on /health/check vs from plugin-gate probe (served / misrouted / held)', run: benchRolling },
+  throughput: { what: 'Check ceiling against a no-op Check server at 3x30 and 1000x300 (ratio)', run: benchThroughput },
+  'oversized-body': { what: 'Check p99 while a pod serves a 7 MB /metrics/ body, against the baseline', run: benchOversizedBody },
   scale: { what: 'polling 50 and 500 pods: gate CPU, RSS, event-loop lag (cold start and settled)', run: benchScale },
   envoy: { what: 'through a real Envoy to a sim pod: no ext_authz vs the gate over gRPC vs http_service, open loop 1k and 5k req/s; the latency the gate adds', run: benchEnvoy },
   kubernetes: { what: 'rolling update through EndpointSlice discovery: Checks to terminating and exited pods (goal 0)', run: benchKubernetes },

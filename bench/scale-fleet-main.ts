@@ -25,12 +25,26 @@ const { values } = parseArgs({
     pods: { type: 'string', default: '50' },
     plugins: { type: 'string', default: '200' },
     'cold-ms': { type: 'string', default: '10000' },
+    'pad-first-pod': { type: 'string', default: '0' },
   },
   strict: true,
 });
 const pods = Number(values.pods);
 const plugins = Number(values.plugins);
 const coldMs = Math.max(1, Number(values['cold-ms']));
+/** Bytes of extra (unwanted) series the first pod adds to every /metrics/ answer: an oversized body. */
+const padBytes = Number(values['pad-first-pod']);
+const padding = ((): string => {
+  if (padBytes <= 0) return '';
+  const lines = ['# HELP go_padding_total Padding.', '# TYPE go_padding_total counter'];
+  let size = 0;
+  for (let i = 0; size < padBytes; i++) {
+    const line = `go_padding_total{shard="${i}",path="/a/long/label/value/that/takes/room/${i}"} ${i}`;
+    lines.push(line);
+    size += line.length + 1;
+  }
+  return `${lines.join('\n')}\n`;
+})();
 const CONCURRENCY = 2;
 /** One launch slot: `plugins / CONCURRENCY` slots fill the cold start. */
 const slotMs = coldMs / Math.ceil(plugins / CONCURRENCY);
@@ -124,7 +138,7 @@ function startPod(i: number): Promise<Pod> {
           process.stdout.write('settled\n');
         }
       }
-      const body = goFamilies(++pod.scrapes) + pod.plugins;
+      const body = goFamilies(++pod.scrapes) + (pod === all[0] ? padding : '') + pod.plugins;
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(body) });
       res.end(body);
     } else if (req.url === '/health/check') {

@@ -28,7 +28,7 @@ describe('bench runner', () => {
   it('lists the benchmarks and rejects unknown names', async () => {
     const list = await run(['--list'], 10_000);
     assert.equal(list.code, 0);
-    for (const name of ['decide', 'check-grpc', 'check-http', 'freshness', 'memory', 'parse']) {
+    for (const name of ['decide', 'check-grpc', 'check-http', 'freshness', 'memory', 'parse', 'scale', 'throughput', 'oversized-body', 'pod-loss']) {
       assert.match(list.stdout, new RegExp(`^${name} `, 'm'));
     }
     const bad = await run(['no-such-bench'], 10_000);
@@ -60,6 +60,22 @@ describe('bench runner', () => {
     // Every scenario got the decision it is named after, and the exposition parsed in full.
     assert.doesNotMatch(stdout, /^\s+! .*(expected|did not parse|benchmark failed)/m);
     assert.match(stdout, /^== summary$/m);
+    assert.match(stdout, /all benchmarks ran/);
+  });
+  it('runs pod-loss in quick mode: every figure line for both scenarios, and the gate misroutes nothing', async () => {
+    const { code, stdout, stderr } = await run(['--quick', 'pod-loss'], 120_000);
+    assert.equal(code, 0, `exit ${code}\n${stdout}\n${stderr}`);
+    for (const scenario of ['rolling', 'crash']) {
+      for (const who of ['gate keep-alive', 'gate interval only', 'blind round robin']) {
+        for (const what of ['misrouted', 'to a dead pod']) {
+          assert.match(stdout, new RegExp(`^  \\[pod-loss\\] ${scenario}, ${who}: ${what}: \\d+ requests`, 'm'), `${scenario} ${who} ${what}`);
+        }
+        assert.match(stdout, new RegExp(`^  \\[pod-loss\\] ${scenario}, ${who}: dead-pod window: ${NUM} ms`, 'm'), `${scenario} ${who} window`);
+      }
+      // Behaviour, not speed: routed by the gate, no request met a pod where its plugin was not running.
+      assert.match(stdout, new RegExp(`^  \\[pod-loss\\] ${scenario}, gate keep-alive: misrouted: 0 requests`, 'm'));
+      assert.match(stdout, new RegExp(`^  \\[pod-loss\\] ${scenario}, gate interval only: misrouted: 0 requests`, 'm'));
+    }
     assert.match(stdout, /all benchmarks ran/);
   });
 

@@ -10,7 +10,9 @@
  * scenario has settled), --hold S (hold-starting: daemon seconds a request for a
  * starting plugin may wait; default off), --no-tty (print periodic tables
  * instead of redrawing), --envoy (a real Envoy in front: each request goes
- * client → Envoy → gate → pod, on deploy/envoy/envoy.yaml).
+ * client → Envoy → gate → pod, on deploy/envoy/envoy.yaml), --scenario cold|rolling
+ * (default cold; rolling: a rolling update of a settled fleet, see rolling.ts; its
+ * default time scale is 0.02).
  */
 import * as grpc from '@grpc/grpc-js';
 import { configFor } from '../config/config.js';
@@ -20,6 +22,7 @@ import { loadGatePackage } from '../front/grpc/protos.js';
 import { SimFleet } from '../sim/fleet.js';
 import { demoScenario } from '../sim/scenario.js';
 import { systemScheduler } from '../core/clock.js';
+import { runRollingDemo } from './rolling.js';
 import type { SimDaemon } from '../sim/daemon.js';
 
 interface Args {
@@ -30,10 +33,12 @@ interface Args {
   holdS: number;
   tty: boolean;
   envoy: boolean;
+  scenario: 'cold' | 'rolling';
+  timeScaleSet: boolean;
 }
 
 function parse(argv: readonly string[]): Args {
-  const a: Args = { timeScale: 0.04, rate: 40, durationS: undefined, holdS: 0, tty: process.stdout.isTTY === true, envoy: false };
+  const a: Args = { timeScale: 0.04, rate: 40, durationS: undefined, holdS: 0, tty: process.stdout.isTTY === true, envoy: false, scenario: 'cold', timeScaleSet: false };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const v = argv[i + 1];
@@ -46,14 +51,23 @@ function parse(argv: readonly string[]): Args {
       i++;
       return n;
     };
-    if (k === '--time-scale') a.timeScale = num();
-    else if (k === '--rate') a.rate = Math.min(2000, num());
+    if (k === '--time-scale') {
+      a.timeScale = num();
+      a.timeScaleSet = true;
+    } else if (k === '--scenario') {
+      if (v !== 'cold' && v !== 'rolling') {
+        process.stderr.write(`demo: --scenario is cold or rolling, not ${JSON.stringify(v)}\n`);
+        process.exit(2);
+      }
+      a.scenario = v;
+      i++;
+    } else if (k === '--rate') a.rate = Math.min(2000, num());
     else if (k === '--duration') a.durationS = num();
     else if (k === '--hold') a.holdS = num();
     else if (k === '--no-tty') a.tty = false;
     else if (k === '--envoy') a.envoy = true;
     else {
-      process.stderr.write(`demo: unknown argument ${k}\nusage: demo [--time-scale X] [--rate N] [--duration S] [--hold S] [--no-tty] [--envoy]\n`);
+      process.stderr.write(`demo: unknown argument ${k}\nusage: demo [--scenario cold|rolling] [--time-scale X] [--rate N] [--duration S] [--hold S] [--no-tty] [--envoy]\n`);
       process.exit(2);
     }
   }
@@ -110,6 +124,14 @@ async function envoySupport(): Promise<typeof import('../../test/support/envoy.j
 
 async function main(): Promise<void> {
   const args = parse(process.argv.slice(2));
+  if (args.scenario === 'rolling') {
+    if (args.envoy) {
+      process.stderr.write('demo: --envoy runs with the cold scenario only\n');
+      process.exit(2);
+    }
+    await runRollingDemo({ timeScale: args.timeScaleSet ? args.timeScale : 0.02, rate: args.rate, durationS: args.durationS, tty: args.tty });
+    return;
+  }
   const envoyKit = args.envoy ? await envoySupport() : undefined;
   if (envoyKit !== undefined) {
     const found = envoyKit.findEnvoy();

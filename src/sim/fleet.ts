@@ -118,12 +118,15 @@ export class SimFleet {
    * A new pod joins (a Deployment's surge, a scale-up): pod-(n+1) on an
    * ephemeral port, with every plugin of the shared storage, cold — its
    * process starts now and launches them all. Resolves once it listens.
+   * `timeScale` overrides the fleet's for this pod (a demo warms its first pods
+   * up fast and lets new ones start at a watchable pace).
    */
-  async addPod(): Promise<SimDaemon> {
+  async addPod(opts: { readonly timeScale?: number } = {}): Promise<SimDaemon> {
     if (this.closed) throw new GateError('internal', 'sim fleet is closed');
     const index = this.created++;
     const pod = new SimDaemon({
       ...this.shared,
+      ...(opts.timeScale !== undefined && { timeScale: opts.timeScale }),
       name: `pod-${index + 1}`,
       port: 0,
       plugins: this.installed.map((spec) => this.specFor(index, spec)),

@@ -214,6 +214,8 @@ export interface RollingUpdateOptions {
   readonly terminationDelayMs?: number;
   /** From the exit to the pod leaving the fleet (its object deleted), scheduler ms; default 0. */
   readonly removalDelayMs?: number;
+  /** The new pods' time scale, if not the fleet's (see SimFleet.addPod). */
+  readonly newPodTimeScale?: number;
   readonly onEvent?: (event: RolloutEvent) => void;
 }
 
@@ -267,7 +269,7 @@ export function rollingUpdate(fleet: SimFleet, kubelet: Kubelet, opts: RollingUp
   const exits: Promise<void>[] = [];
   const run = async (): Promise<void> => {
     for (const victim of old) {
-      const fresh = await fleet.addPod();
+      const fresh = await fleet.addPod(opts.newPodTimeScale === undefined ? {} : { timeScale: opts.newPodTimeScale });
       rec.emit('surge', fresh, fresh.address);
       await kubelet.whenReady(fresh);
       if (!kubelet.isReady(fresh)) throw new GateError('internal', `${fresh.name} never became Ready (the kubelet stopped)`);
