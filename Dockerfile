@@ -25,14 +25,12 @@ FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
-COPY tsconfig.json ./
-# test/ too: unit specs beside the code import test helpers, and the build type-checks them all,
-# exactly as CI does. Only dist/src (less the compiled specs) reaches the runtime stage.
+COPY tsconfig.json tsconfig.build.json ./
+# Only what the image runs is compiled (tsconfig.build.json): src/ less the unit specs, the
+# simulated fleet and the demo. Tests, benchmarks and CI build everything with tsconfig.json.
 COPY src ./src
-COPY test ./test
 COPY proto ./proto
-RUN npm run build
-RUN find dist/src \( -name '*.spec.js' -o -name '*.spec.js.map' \) -delete
+RUN npm run build:image
 RUN npm prune --omit=dev --no-audit --no-fund
 
 FROM ${NODE_IMAGE} AS runtime

@@ -3,7 +3,7 @@
 # checks that the result starts and answers /healthz:
 #
 #   build stage:   the COPY steps (from the repository), then each RUN step exactly as written
-#                  (npm ci, npm run build, npm prune --omit=dev)
+#                  (npm ci, npm run build:image, npm prune --omit=dev)
 #   runtime stage: the COPY --from=build steps, then the ENTRYPOINT run as the USER uid:gid
 #                  (through setpriv when this script runs as root), then the HEALTHCHECK command
 #
@@ -51,7 +51,7 @@ require '^FROM [^ ]+ AS runtime$' 'runtime stage'
 require '^WORKDIR /app$' 'WORKDIR /app'
 require '^COPY package\.json package-lock\.json \./$' 'COPY of the package manifests'
 require '^RUN npm ci( |$)' 'RUN npm ci'
-require '^RUN npm run build$' 'RUN npm run build'
+require '^RUN npm run build:image$' 'RUN npm run build:image'
 require '^RUN npm prune --omit=dev( |$)' 'RUN npm prune --omit=dev'
 require '^COPY --from=build /app/node_modules ' 'COPY of the pruned node_modules'
 require '^COPY --from=build /app/dist/src ' 'COPY of dist/src'

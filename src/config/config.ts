@@ -13,8 +13,9 @@ import { OPTIONS, fieldOf, isListKind, type ConfigOf, type OptionKind, type Opti
 import { relationProblems } from './relations.js';
 import { kubeCredentialProblems, kubeCredentials } from './kubernetes-files.js';
 
-/** The validated configuration: one field per row of the option table (see `ConfigOf`). */
-export type Config = ConfigOf<typeof OPTIONS>;
+import type { Config } from './options.js';
+
+export type { Config };
 
 export type RawValues = Record<string, string>;
 

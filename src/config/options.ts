@@ -158,6 +158,9 @@ type ValueOf<O extends OptionSpec> =
 /** The validated configuration of a table: one readonly field per row. */
 export type ConfigOf<T extends readonly OptionSpec[]> = { readonly [O in T[number] as FieldOf<O>]: ValueOf<O> };
 
+/** The validated configuration: one field per row of the option table. */
+export type Config = ConfigOf<typeof OPTIONS>;
+
 /** The field name of a row at run time; the same rule as `FieldOf`. */
 export function fieldOf(o: OptionSpec): string {
   const camel = o.key.replace(/-([a-z0-9])/g, (_m, c: string) => c.toUpperCase());

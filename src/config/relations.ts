@@ -10,7 +10,7 @@
 import { isIP } from 'node:net';
 import { DAEMON_RETRY_WAITS, DAEMON_SCAN_INTERVAL_MS } from '../core/daemon.js';
 import type { HostPort } from '../core/address.js';
-import type { Config } from './config.js';
+import type { Config } from './options.js';
 
 /** The daemon's longest gap between two launch attempts of a plugin: its longest retry wait, acted on at the next scan. */
 const DAEMON_LONGEST_RETRY_GAP_MS = Math.max(...DAEMON_RETRY_WAITS.map((r) => r.waitMs)) + DAEMON_SCAN_INTERVAL_MS;

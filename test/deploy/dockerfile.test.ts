@@ -52,13 +52,23 @@ describe('Dockerfile', () => {
     assert.ok(Number(m[1]) >= 22, 'a Node line still supported');
   });
 
-  it('builds with npm ci, the package build script, and prunes dev dependencies', () => {
+  it('builds with npm ci, the package image build script, and prunes dev dependencies', () => {
     const runs = build!.filter((i) => i.op === 'RUN').map((i) => i.rest);
     const at = (re: RegExp): number => runs.findIndex((r) => re.test(r));
-    assert.ok(at(/^npm ci\b/) >= 0 && at(/^npm ci\b/) < at(/^npm run build$/), 'npm ci before the build');
-    assert.ok(at(/^npm run build$/) < at(/^npm prune --omit=dev\b/), 'prune after the build');
-    assert.equal(pkg.scripts['build'], 'tsc -p tsconfig.json');
+    assert.ok(at(/^npm ci\b/) >= 0 && at(/^npm ci\b/) < at(/^npm run build:image$/), 'npm ci before the build');
+    assert.ok(at(/^npm run build:image$/) < at(/^npm prune --omit=dev\b/), 'prune after the build');
+    assert.equal(pkg.scripts['build:image'], 'tsc -p tsconfig.build.json');
     assert.equal(runtime!.filter((i) => i.op === 'RUN').length, 0, 'nothing runs in the runtime stage');
+  });
+
+  it('compiles only what the image runs: src without the unit specs, the simulated fleet and the demo', () => {
+    // tsconfig files allow comments; these hold none inside strings.
+    const cfg = JSON.parse(readFileSync(join(ROOT, 'tsconfig.build.json'), 'utf8').replace(/^\s*\/\/.*$/gm, '')) as { include: string[]; exclude: string[] };
+    assert.deepEqual(cfg.include, ['src/**/*.ts']);
+    for (const x of ['src/**/*.spec.ts', 'src/sim/**', 'src/demo/**']) assert.ok(cfg.exclude.includes(x), `excludes ${x}`);
+    const copied = build!.filter((i) => i.op === 'COPY').flatMap((i) => i.rest.split(/\s+/).slice(0, -1));
+    assert.ok(!copied.includes('test'), 'test/ is not part of the image build');
+    assert.ok(copied.includes('tsconfig.build.json'));
   });
 
   it('copies only files that exist and that .dockerignore lets through', () => {

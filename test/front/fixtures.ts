@@ -6,7 +6,6 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { Allow, Decision, Deny, GateRequest } from '../../src/decide/types.js';
 import type { CheckService, FaceName } from '../../src/front/service.js';
-import { LOADER_OPTIONS } from '../../src/front/grpc/protos.js';
 
 export function allow(over: Partial<Allow> = {}): Allow {
   return {
