@@ -363,7 +363,8 @@ function summary(t: Totals, elapsedS: number, holdS: number): string {
   const reasons = [...t.reasons].sort((a, b) => b[1] - a[1]).map(([r, n]) => `${r} ${n}`).join(', ');
   return [
     `summary after ${elapsedS.toFixed(0)} s, ${t.sent} requests (${t.sent - Math.floor(t.sent / 10)} plugin dispatches, ${Math.floor(t.sent / 10)} management calls)`,
-    `  with plugin-gate:   ${t.allowed} allowed, ${t.denied} denied with 503 + Retry-After + daemon envelope (${reasons})`,
+    `  with plugin-gate:   ${t.allowed} allowed, ${t.denied} denied with 503 + Retry-After + daemon envelope`,
+    `                      every decision by reason: ${reasons}`,
     `                      of the allowed, ${t.gateLanded200} reached a pod running their plugin, ${t.gateLanded404} got "plugin runtime not found" (${pct(t.gateLanded404, t.allowed)})`,
     holdS > 0 ? heldLine(t.heldServedMs, holdS) : `                      (--hold 30 holds requests for starting plugins up to 30 s instead of denying them)`,
     `  blind round-robin:  ${t.blind404} of ${blindTotal} requests (${pct(t.blind404, blindTotal)}) hit a pod where their plugin was not running and got 404 "no available node, plugin runtime not found"`,
