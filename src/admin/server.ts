@@ -23,14 +23,28 @@ export interface AdminDeps {
   readonly held?: () => ReadonlyMap<string, number>;
 }
 
-export interface AdminServer {
+/** A small HTTP/1.1 listener for people and probes: the admin face and `plugin-gate probe`. */
+export interface PlainServer {
   readonly port: number;
   close(): Promise<void>;
 }
 
-export async function startAdmin(listen: HostPort, deps: AdminDeps): Promise<AdminServer> {
+export type AdminServer = PlainServer;
+
+export function startAdmin(listen: HostPort, deps: AdminDeps): Promise<AdminServer> {
+  return startPlainServer(listen, (req, res) => handle(req, res, deps));
+}
+
+/**
+ * Bounded header and request time, short keep-alive, and a handler that throws still answers 500:
+ * these faces are read by kubelets and browsers, never on the Check path.
+ */
+export async function startPlainServer(
+  listen: HostPort,
+  handler: (req: IncomingMessage, res: ServerResponse) => Promise<void>,
+): Promise<PlainServer> {
   const server = createServer({ requestTimeout: 10_000, headersTimeout: 10_000 }, (req, res) => {
-    handle(req, res, deps).catch(() => {
+    handler(req, res).catch(() => {
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
       res.end('internal error\n');
     });
@@ -84,7 +98,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: AdminDeps
   }
 }
 
-export function listenOn(server: Server, listen: HostPort): Promise<void> {
+function listenOn(server: Server, listen: HostPort): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error): void => reject(err);
     server.once('error', onError);
@@ -95,7 +109,7 @@ export function listenOn(server: Server, listen: HostPort): Promise<void> {
   });
 }
 
-export function closeServer(server: Server): Promise<void> {
+function closeServer(server: Server): Promise<void> {
   return new Promise((resolve) => {
     server.close(() => resolve());
     server.closeIdleConnections();

@@ -3,10 +3,9 @@
  * the verdict in one line and what is missing below it), /status (the same
  * status code, JSON for the daemon), /metrics, /healthz (the probe answers).
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { HostPort } from '../core/address.js';
-import { closeServer, listenOn } from '../admin/server.js';
+import { startPlainServer, type PlainServer } from '../admin/server.js';
 import { podJson } from '../admin/status.js';
 import type { PodView } from '../fleet/types.js';
 import type { Latch, Missing, ReadinessPolicy, Verdict } from './policy.js';
@@ -23,21 +22,10 @@ export interface ProbeServerDeps {
   readonly now: () => number;
 }
 
-export interface ProbeServer {
-  readonly port: number;
-  close(): Promise<void>;
-}
+export type ProbeServer = PlainServer;
 
-export async function startProbeServer(listen: HostPort, deps: ProbeServerDeps): Promise<ProbeServer> {
-  const server = createServer({ requestTimeout: 10_000, headersTimeout: 10_000 }, (req, res) => {
-    handle(req, res, deps).catch(() => {
-      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
-      res.end('internal error\n');
-    });
-  });
-  server.keepAliveTimeout = 5_000;
-  await listenOn(server, listen);
-  return { port: (server.address() as AddressInfo).port, close: () => closeServer(server) };
+export function startProbeServer(listen: HostPort, deps: ProbeServerDeps): Promise<ProbeServer> {
+  return startPlainServer(listen, (req, res) => handle(req, res, deps));
 }
 
 async function handle(req: IncomingMessage, res: ServerResponse, deps: ProbeServerDeps): Promise<void> {
