@@ -4,7 +4,7 @@
  * scenario): a server that answers every Check with the same canned allow,
  * without deciding anything.
  *
- *   node dist/bench/baseline-main.js grpc-js   grpc-js with the gate's own proto and server options
+ *   node dist/bench/baseline-main.js grpc-js   grpc-js with the gate's own Check codec and server options
  *   node dist/bench/baseline-main.js http2     bare node:http2, a pre-encoded gRPC answer
  *   node dist/bench/baseline-main.js noop      grpc-js loading Envoy's official protos, answering a bare OK (status 0, nothing else)
  *
@@ -12,9 +12,8 @@
  */
 import http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
-import { authorizationService } from '../src/front/grpc/protos.js';
 import { createResponseRenderer } from '../src/front/grpc/response.js';
-import { SERVER_OPTIONS } from '../src/front/grpc/server.js';
+import { CHECK_SERVICE, SERVER_OPTIONS } from '../src/front/grpc/server.js';
 import { officialPackage } from './lib/envoy.js';
 
 const kind = process.argv[2];
@@ -32,8 +31,8 @@ process.on('SIGTERM', () => process.exit(0));
 
 if (kind === 'grpc-js') {
   const server = new grpc.Server(SERVER_OPTIONS);
-  server.addService(authorizationService(), {
-    Check: (_call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => cb(null, CANNED),
+  server.addService(CHECK_SERVICE, {
+    Check: (_call: grpc.ServerUnaryCall<unknown, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb(null, CANNED),
   });
   server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => {
     if (err) {
@@ -56,7 +55,7 @@ if (kind === 'grpc-js') {
     process.stdout.write(`port=${port}\n`);
   });
 } else if (kind === 'http2') {
-  const message = authorizationService()['Check']!.responseSerialize(CANNED);
+  const message = CANNED;
   const frame = Buffer.alloc(5 + message.length);
   frame.writeUInt32BE(message.length, 1);
   message.copy(frame, 5);

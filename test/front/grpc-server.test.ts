@@ -186,6 +186,40 @@ describe('gRPC face', () => {
     assert.equal((await check(client, REQUEST)).res.status.code, 0);
   });
 
+  it('a malformed CheckRequest is answered INTERNAL without a decision, and the server keeps serving', async () => {
+    const calls = stub.calls.length;
+    const good = officialCheckMethod().requestSerialize(REQUEST);
+    const malformed = {
+      truncated: good.subarray(0, good.length - 3),
+      group: Buffer.from([0x0b, 0x08, 0x01, 0x0c]), // field 1 as a group: wire types 3 and 4
+      'oversized length': Buffer.from([0x0a, 0xe8, 0x07, 0x00]), // attributes, 1000 bytes announced, 1 sent
+    };
+    const raw = new grpc.Client(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
+    try {
+      for (const [what, bytes] of Object.entries(malformed)) {
+        const err = await new Promise<grpc.ServiceError | null>((resolve) => {
+          raw.makeUnaryRequest(
+            '/envoy.service.auth.v3.Authorization/Check',
+            (b: Buffer) => b,
+            (b: Buffer) => b,
+            bytes,
+            { deadline: Date.now() + CALL_TIMEOUT_MS },
+            (e) => resolve(e),
+          );
+        });
+        // grpc-js answers a request its deserializer rejects itself; it names no detail unless
+        // GRPC_NODE_DEBUG_SEND_ERROR_DETAILS is set.
+        assert.equal(err?.code, grpc.status.INTERNAL, what);
+        assert.equal(err?.details, 'Error deserializing request', what);
+      }
+    } finally {
+      raw.close();
+    }
+    assert.equal(stub.calls.length, calls);
+    stub.answer = allow();
+    assert.equal((await check(client, REQUEST)).res.status.code, 0);
+  });
+
   it('reflection is off by default', async () => {
     assert.equal(await reflectionList(server.port), `error:${grpc.status.UNIMPLEMENTED}`);
   });

@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import type { Decision, GateRequest } from '../../decide/types.js';
-import type { CheckService } from '../service.js';
+import { HeaderCollector, makeGateRequest, type CheckService } from '../service.js';
+import { authorizationService } from './protos.js';
 import { createResponseRenderer } from './response.js';
-import { createCheckHandler, deadlinePassed } from './server.js';
+import { CHECK_SERVICE, createCheckHandler, deadlinePassed } from './server.js';
 
 const allow: Decision = { allow: true, reason: 'not_plugin_scoped', upstream: '10.0.0.1:5002', pluginId: undefined, tenant: undefined, wouldDeny: undefined };
 
@@ -22,7 +23,8 @@ function service(onCheck: (req: GateRequest) => Decision): CheckService & { coun
 
 function invoke(handler: grpc.handleUnaryCall<any, any>, deadline: grpc.Deadline): { err: any; value: any } {
   let out: { err: any; value: any } | undefined;
-  const call = { request: { attributes: { request: { http: { method: 'GET', path: '/x', headers: {} } } } }, getDeadline: () => deadline };
+  const request = makeGateRequest({ method: 'GET', path: '/x', headers: new HeaderCollector(), requestId: undefined });
+  const call = { request, getDeadline: () => deadline };
   handler(call as never, (err, value) => {
     out = { err, value };
   });
@@ -49,7 +51,9 @@ describe('Check handler', () => {
     const s = service(() => allow);
     const h = createCheckHandler(s, render, { error: () => undefined });
     assert.equal(invoke(h, Infinity).err, null);
-    assert.equal(invoke(h, Date.now() + 60_000).value.status.code, 0);
+    const value = invoke(h, Date.now() + 60_000).value;
+    assert.ok(Buffer.isBuffer(value), 'the answer leaves encoded');
+    assert.equal((authorizationService()['Check']!.responseDeserialize(value) as any).status.code, 0);
     assert.equal(s.count, 2);
   });
 
@@ -68,6 +72,25 @@ describe('Check handler', () => {
     assert.equal(logs.length, 1);
     assert.equal(logs[0]!.obj.err.code, 'internal');
     assert.equal(logs[0]!.obj.face, 'grpc');
+  });
+});
+
+describe('CHECK_SERVICE', () => {
+  it('is Authorization/Check, unary, at the path proto/ defines', () => {
+    const ours = CHECK_SERVICE['Check'];
+    const proto = authorizationService()['Check']!;
+    assert.equal(ours.path, proto.path);
+    assert.equal(ours.requestStream, false);
+    assert.equal(ours.responseStream, false);
+  });
+
+  it('passes the encoded answer through and decodes the request into a GateRequest', () => {
+    const answer = Buffer.from([1, 2, 3]);
+    assert.equal(CHECK_SERVICE['Check'].responseSerialize(answer), answer);
+    const bytes = authorizationService()['Check']!.requestSerialize({ attributes: { request: { http: { method: 'GET', path: '/p' } } } });
+    const req = CHECK_SERVICE['Check'].requestDeserialize(bytes);
+    assert.equal(req.method, 'GET');
+    assert.equal(req.path, '/p');
   });
 });
 

@@ -12,9 +12,9 @@ import { GateError } from '../../core/errors.js';
 import { silentLogger, type CheckResult, type CheckService, type FrontLogger } from '../service.js';
 import { tlsForFace, type TlsSource } from '../tls.js';
 import type { TlsConfig } from '../../tls/files.js';
-import type { CheckRequestMsg, CheckResponseMsg } from './messages.js';
-import { AUTHORIZATION_SERVICE, authorizationService, loadGatePackage } from './protos.js';
-import { checkRequestToGate } from './request.js';
+import type { GateRequest } from '../../decide/types.js';
+import { AUTHORIZATION_SERVICE, loadGatePackage } from './protos.js';
+import { decodeCheckRequest } from './request.js';
 import { limitServerOptions, listenCapped, type CappedListener, type GrpcLimits } from './limits.js';
 import { createResponseRenderer, type CheckResponseRenderer } from './response.js';
 
@@ -45,6 +45,32 @@ export const SERVER_OPTIONS: grpc.ServerOptions = {
   // Find dead peers (a vanished Envoy pod) within about a minute.
   'grpc.keepalive_time_ms': 30_000,
   'grpc.keepalive_timeout_ms': 10_000,
+  // Channelz keeps per-call counters and timestamps for a channelz client to
+  // read; the gate serves no channelz service, so that is work nobody reads.
+  'grpc.enable_channelz': 0,
+};
+
+/**
+ * Authorization/Check for grpc-js with the gate's own codec: the request is
+ * decoded straight into a GateRequest (request.ts) and the answer is a
+ * CheckResponse already encoded (response.ts), passed through as it is. The
+ * client side is never used by the server; it is filled in so the definition
+ * is complete, and fails loudly if something tries.
+ */
+export const CHECK_SERVICE: grpc.ServiceDefinition<{ Check: grpc.handleUnaryCall<GateRequest, Buffer> }> = {
+  Check: {
+    path: `/${AUTHORIZATION_SERVICE}/Check`,
+    requestStream: false,
+    responseStream: false,
+    requestDeserialize: decodeCheckRequest,
+    responseSerialize: (response: Buffer) => response,
+    requestSerialize: () => {
+      throw new Error('CHECK_SERVICE is a server-side definition: it cannot encode a CheckRequest');
+    },
+    responseDeserialize: () => {
+      throw new Error('CHECK_SERVICE is a server-side definition: it cannot decode a CheckResponse');
+    },
+  },
 };
 
 export interface GrpcServerOptions {
@@ -90,7 +116,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
   const server = new grpc.Server({ ...SERVER_OPTIONS, ...limitServerOptions(opts.config) });
   const render = createResponseRenderer({ routeHeader: opts.config.routeHeader });
 
-  server.addService(authorizationService(), {
+  server.addService(CHECK_SERVICE, {
     Check: createCheckHandler(opts.service, render, logger),
   });
 
@@ -184,14 +210,15 @@ export function grpcServerCredentials(tls: TlsSource): grpc.ServerCredentials {
 }
 
 /**
- * The unary Check handler: synchronous from request to callback. Exported for
- * tests that drive it with a hand-made call.
+ * The unary Check handler: synchronous from request to callback. The request
+ * arrives decoded (CHECK_SERVICE's requestDeserialize) and the answer leaves
+ * encoded. Exported for tests that drive it with a hand-made call.
  */
 export function createCheckHandler(
   service: CheckService,
   render: CheckResponseRenderer,
   logger: FrontLogger,
-): grpc.handleUnaryCall<CheckRequestMsg, CheckResponseMsg> {
+): grpc.handleUnaryCall<GateRequest, Buffer> {
   return (call, callback) => {
     // A caller that has already given up (Envoy's default timeout is 200 ms)
     // gets no work done on its behalf. grpc-js computes the deadline from
@@ -200,9 +227,9 @@ export function createCheckHandler(
       callback({ code: grpc.status.DEADLINE_EXCEEDED, details: 'deadline exceeded before the check ran' });
       return;
     }
-    let response: CheckResponseMsg;
+    let response: Buffer;
     try {
-      const req = checkRequestToGate(call.request);
+      const req = call.request;
       if (service.checkOrHold !== undefined) {
         const r = service.checkOrHold(req, 'grpc', callerWaitMs(call.getDeadline(), Date.now()), (held) => answerHeld(held, render, callback, logger));
         if ('held' in r) {
@@ -230,10 +257,10 @@ export function createCheckHandler(
 function answerHeld(
   r: CheckResult,
   render: CheckResponseRenderer,
-  callback: grpc.sendUnaryData<CheckResponseMsg>,
+  callback: grpc.sendUnaryData<Buffer>,
   logger: FrontLogger,
 ): void {
-  let response: CheckResponseMsg;
+  let response: Buffer;
   try {
     response = render(r.decision, r.decisionId);
   } catch (err) {
