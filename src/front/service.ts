@@ -127,7 +127,8 @@ const NO_EXTENSIONS: ReadonlyMap<string, string> = new Map();
 export interface GateRequestParts {
   readonly method: string;
   readonly path: string;
-  readonly headers: HeaderCollector;
+  /** The collected headers, or a lookup answering exactly as a HeaderCollector fed the same headers would. */
+  readonly headers: HeaderCollector | ((name: string) => string | undefined);
   readonly contextExtensions?: ReadonlyMap<string, string>;
   readonly requestId: string | undefined;
 }
@@ -138,7 +139,7 @@ export function makeGateRequest(p: GateRequestParts): GateRequest {
   return {
     method: clip(p.method, REQUEST_LIMITS.maxMethodLength),
     path: clip(p.path, REQUEST_LIMITS.maxPathLength),
-    header: p.headers.lookup(),
+    header: typeof p.headers === 'function' ? p.headers : p.headers.lookup(),
     contextExtensions: p.contextExtensions ?? NO_EXTENSIONS,
     requestId: rid,
   };
