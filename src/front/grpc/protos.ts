@@ -1,7 +1,10 @@
 /**
- * Loads plugin-gate's own copy of the Envoy ext_authz messages (`proto/`).
- * Only those definitions are loaded at run time; the official Envoy protos are
- * a test-time reference (test/front/wire-compat.test.ts).
+ * Loads plugin-gate's own copy of the Envoy ext_authz messages (`proto/`) with
+ * proto-loader. The Check path does not use them: it has its own codec
+ * (request.ts, response.ts, CHECK_SERVICE in server.ts). They serve server
+ * reflection, the demo's client, and the tests that check that codec
+ * against them; the official Envoy protos are a test-time reference
+ * (test/front/wire-compat.test.ts).
  */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -48,7 +51,7 @@ export function loadGatePackage(): protoLoader.PackageDefinition {
   return cached;
 }
 
-/** The Authorization service definition, for grpc-js addService. */
+/** The Authorization service definition as proto-loader builds it (protobufjs underneath). */
 export function authorizationService(): protoLoader.ServiceDefinition {
   const def = loadGatePackage()[AUTHORIZATION_SERVICE];
   if (def === undefined || !('Check' in def)) throw new Error(`${AUTHORIZATION_SERVICE} missing from ${EXTERNAL_AUTH_PROTO}`);
