@@ -15,7 +15,7 @@ import type { BenchContext } from './context.js';
 import { startGateCli, startSimCli, waitReady } from './lib/gate.js';
 import { h2loadVersion } from './lib/h2load.js';
 import { pinning, sleep } from './lib/proc.js';
-import { sig } from './lib/report.js';
+import { median, sig } from './lib/report.js';
 import { loadStep, type StepResult } from './lib/wire.js';
 import { findEnvoy, startEnvoy, type RunningEnvoy } from '../test/support/envoy.js';
 import { writeFileSync } from 'node:fs';
@@ -62,12 +62,13 @@ export async function benchEnvoy(ctx: BenchContext): Promise<void> {
   const durationS = ctx.quick ? 2 : 5;
   const warmupS = 1;
   const rates = ctx.quick ? [1000] : [1000, 5000];
+  const rounds = ctx.quick ? 1 : 3;
   const envoy = findEnvoy();
   report.section('envoy', 'what the gate adds through a real Envoy (loopback, HTTP/1.1 clients)', [
     `Envoy ${envoy.ok ? envoy.version : '(missing)'} (one worker${pinning.available ? ', on core 0 with h2load and the fleet' : ''}), the gate CLI${pinning.available ? ' on core 1' : ''}, one simulated pod (sim CLI, scenario basic);`,
     `request: POST ${PATH} with x-plugin-id ${PLUGIN} (ready on the pod), 24-byte JSON body, one request in flight per keep-alive connection (rate/50 connections), as dify-api's httpx pool;`,
     'set-ups: Envoy without ext_authz (the shipped envoy.yaml minus the filter, the pod as a static cluster); the shipped envoy.yaml (gRPC ext_authz, pod from dynamic metadata); the shipped envoy-http-service.yaml (gate with --http-request-from request --http-deny-status 429);',
-    `open loop at ${rates.join(', ')} req/s, ${warmupS} s warm-up + ${durationS} s; added latency = percentile with the gate − the same percentile without ext_authz.`,
+    `open loop at ${rates.join(', ')} req/s (connections made staggered over one h2load tick, so requests leave evenly), ${warmupS} s warm-up + ${durationS} s, the set-ups taking turns for ${rounds} round(s); added latency = median percentile with the gate − the same median without ext_authz.`,
   ]);
   if (h2loadVersion() === undefined) {
     report.problem('envoy', 'h2load not installed (apt-get install nghttp2-client): skipped');
@@ -90,20 +91,24 @@ export async function benchEnvoy(ctx: BenchContext): Promise<void> {
       { name: 'gRPC', config: 'deploy/envoy/envoy.yaml', addresses: { [GATE_GRPC]: `127.0.0.1:${gate.grpcPort}` }, key: 'grpc/plugin_ready' },
       { name: 'http_service', config: 'deploy/envoy/envoy-http-service.yaml', addresses: { [GATE_HTTP]: `127.0.0.1:${gate.httpPort}` }, key: 'http/plugin_ready' },
     ];
-    const results = new Map<string, StepResult>();
-    for (const s of setups) {
-      let proxy: RunningEnvoy | undefined;
-      try {
-        proxy = await startEnvoy({
+    // All three Envoys run at once (idle ones cost nothing) and the set-ups take turns, round
+    // after round: a noisy moment on this shared machine then hits one round of one set-up,
+    // and the figures are medians over rounds.
+    const proxies: RunningEnvoy[] = [];
+    const results = new Map<string, StepResult[]>();
+    try {
+      const urls: string[] = [];
+      for (const s of setups) {
+        const proxy = await startEnvoy({
           config: s.config,
           addresses: s.addresses,
           ...(s.amend !== undefined && { amend: s.amend }),
           commandPrefix: pinning.load,
           accessLog: 'discard',
         });
-        const front = proxy.listener('plugin_daemon');
-        const url = `http://${front}${PATH}`;
-        const headers = [`x-plugin-id: ${PLUGIN}`, 'content-type: application/json', 'user-agent: python-httpx/0.27.2'];
+        proxies.push(proxy);
+        const url = `http://${proxy.listener('plugin_daemon')}${PATH}`;
+        urls.push(url);
         // The plugin must be ready on the pod and the route complete before measuring.
         const deadline = Date.now() + 30_000;
         for (;;) {
@@ -113,39 +118,58 @@ export async function benchEnvoy(ctx: BenchContext): Promise<void> {
           if (Date.now() > deadline) throw new Error(`${s.name}: no 200 through Envoy within 30 s (last: ${res.status} ${text.slice(0, 200)})`);
           await sleep(200);
         }
-        for (const r of rates) {
-          const res = await loadStep(
-            ctx,
-            {
-              bench: 'envoy',
-              pid: proxy.child.pid!,
-              url,
-              headers,
-              dataFile: body,
-              h1: true,
-              ...(s.key !== undefined && { admin: { port: gate.adminPort, key: s.key } }),
-            },
-            { name: `${s.name} ${r / 1000}k/s`, rate: r, clients: Math.ceil(r / 50), streams: 1 },
-            durationS,
-            warmupS,
-          );
-          results.set(`${s.name} ${r}`, res);
-        }
-      } finally {
-        await proxy?.dispose();
       }
+      const headers = [`x-plugin-id: ${PLUGIN}`, 'content-type: application/json', 'user-agent: python-httpx/0.27.2'];
+      for (const r of rates) {
+        for (let round = 1; round <= rounds; round++) {
+          for (const [i, s] of setups.entries()) {
+            const res = await loadStep(
+              ctx,
+              {
+                bench: 'envoy',
+                pid: proxies[i]!.child.pid!,
+                url: urls[i]!,
+                headers,
+                dataFile: body,
+                h1: true,
+                ...(s.key !== undefined && { admin: { port: gate.adminPort, key: s.key } }),
+              },
+              { name: `${s.name} ${r / 1000}k/s round ${round}`, rate: r, clients: Math.ceil(r / 50), streams: 1 },
+              durationS,
+              warmupS,
+            );
+            const k = `${s.name} ${r}`;
+            results.set(k, [...(results.get(k) ?? []), res]);
+          }
+        }
+      }
+    } finally {
+      for (const p of proxies) await p.dispose();
     }
+    const med = (k: string, q: 'p50' | 'p99'): number | undefined => {
+      const rs = results.get(k);
+      return rs === undefined || rs.length === 0 ? undefined : median(rs.map((x) => x.h2.latencyUs[q]));
+    };
     for (const r of rates) {
-      const floor = results.get(`no ext_authz ${r}`)?.h2.latencyUs;
+      for (const name of ['no ext_authz', 'gRPC', 'http_service']) {
+        const p50 = med(`${name} ${r}`, 'p50');
+        const p99 = med(`${name} ${r}`, 'p99');
+        if (p50 === undefined || p99 === undefined) continue;
+        const each = results.get(`${name} ${r}`)!.map((x) => sig(x.h2.latencyUs.p99 / 1000)).join(', ');
+        report.figure('envoy', `${name} ${r / 1000}k/s p50/p99 (median of ${rounds} rounds)`, `${sig(p50 / 1000)} / ${sig(p99 / 1000)}`, 'ms', `p99 per round: ${each} ms`);
+      }
+      const f50 = med(`no ext_authz ${r}`, 'p50');
+      const f99 = med(`no ext_authz ${r}`, 'p99');
       for (const name of ['gRPC', 'http_service']) {
-        const l = results.get(`${name} ${r}`)?.h2.latencyUs;
-        if (floor === undefined || l === undefined) continue;
+        const l50 = med(`${name} ${r}`, 'p50');
+        const l99 = med(`${name} ${r}`, 'p99');
+        if (f50 === undefined || f99 === undefined || l50 === undefined || l99 === undefined) continue;
         report.figure(
           'envoy',
           `added by the gate, ${name} ${r / 1000}k/s p50/p99`,
-          `${sig((l.p50 - floor.p50) / 1000)} / ${sig((l.p99 - floor.p99) / 1000)}`,
+          `${sig((l50 - f50) / 1000)} / ${sig((l99 - f99) / 1000)}`,
           'ms',
-          `through Envoy with the gate p50 ${sig(l.p50 / 1000)} / p99 ${sig(l.p99 / 1000)} ms, without ext_authz ${sig(floor.p50 / 1000)} / ${sig(floor.p99 / 1000)} ms`,
+          `medians over ${rounds} rounds: with the gate p50 ${sig(l50 / 1000)} / p99 ${sig(l99 / 1000)} ms, without ext_authz ${sig(f50 / 1000)} / ${sig(f99 / 1000)} ms`,
         );
       }
     }

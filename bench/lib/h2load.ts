@@ -117,12 +117,37 @@ export function parseLog(path: string, expectStatus = 200): Pick<H2Result, 'late
   };
 }
 
+/**
+ * How an open-loop run is paced. h2load's `--rps` timer ticks every
+ * max(10 ms, 1/rps) per connection, from the moment the connection is made;
+ * in timed mode (`-D`) every connection is made at once, so every connection
+ * ticks in the same instant and the whole rate leaves in synchronised bursts
+ * (100 connections at 10 req/s each: 100 requests every 100 ms). No real
+ * client population does that, and the queue each burst builds shows up as
+ * latency of whatever is measured. Open-loop runs therefore make their
+ * connections at a fixed rate (`-r` per 1 ms `--rate-period`) spread over
+ * one tick, so the ticks, and the requests, are spread evenly. h2load
+ * forbids `-r` with `-D`, so such a run is a fixed number of requests
+ * (rate × duration), after a separate warm-up run whose figures are dropped.
+ */
+export function staggerArgs(clients: number, rpsPerClient: number): string[] {
+  const tickMs = Math.max(10, 1000 / rpsPerClient);
+  return ['-r', String(Math.max(1, Math.ceil(clients / tickMs))), '--rate-period', '1ms'];
+}
+
 export async function runH2load(run: H2Run, expectStatus = 200): Promise<H2Result> {
+  if (run.rpsPerClient !== undefined && run.requests === undefined) {
+    // Open loop: warm up, then measure a fixed number of requests, both staggered (see staggerArgs).
+    const perSecond = run.rpsPerClient * run.clients;
+    if (run.warmupS > 0) await runH2load({ ...run, requests: Math.max(run.clients, Math.round(perSecond * run.warmupS)) }, expectStatus);
+    return runH2load({ ...run, requests: Math.max(run.clients, Math.round(perSecond * run.durationS)) }, expectStatus);
+  }
   rmSync(run.logFile, { force: true });
   const args = [
     '-c', String(run.clients),
     '-m', String(run.streams),
     ...(run.requests !== undefined ? ['-n', String(run.requests)] : ['-D', String(run.durationS), '--warm-up-time', String(run.warmupS)]),
+    ...(run.requests !== undefined && run.rpsPerClient !== undefined ? staggerArgs(run.clients, run.rpsPerClient) : []),
     // A stalled connection must not hang the run.
     '-N', '30',
     `--log-file=${run.logFile}`,

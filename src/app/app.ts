@@ -70,7 +70,7 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
   const sink = opts.logger === undefined ? new BoundedLogSink(process.stdout, config.logBufferBytes) : undefined;
   const logger = opts.logger ?? createLogger(config.logLevel, config.redactHeaders, sink);
   // Every failure of background work goes through `background` (below, once metrics exist): logged and counted.
-  const tracker = new FleetTracker(config, scheduler, (error) => background('tracker', error));
+  const tracker = new FleetTracker(config, scheduler, (error) => background('tracker', error), scheduler);
   const metrics = new GateMetrics(
     () => tracker.snapshot(),
     () => tracker.droppedPlugins,

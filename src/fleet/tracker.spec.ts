@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { failReport, metrics, newTracker, okReport, OLD, T0, trackerDefaults } from '../../test/support/fleet.js';
 import { ManualScheduler } from '../../test/support/manual-scheduler.js';
 import { GateError } from '../core/errors.js';
-import { FleetTracker } from './tracker.js';
+import { FleetTracker, QUIET_PUBLISH_MS } from './tracker.js';
 import type { FleetChange } from './tracker.js';
 import type { FleetSnapshot } from './types.js';
 
@@ -392,5 +392,78 @@ describe('FleetTracker: a pod with no new report still changes with time', () =>
     tracker.ingest(okReport(B, clock.now(), metrics({}, OLD)));
     assert.equal(tracker.snapshot().pods.get(A)?.plugins.get('a/x')?.state, 'failed');
     assert.deepEqual(tracker.snapshot().plugins.get('a/x')?.failedPods, [A]);
+  });
+
+  describe('quiet reports (a settled pod answering the same plugin families)', () => {
+    const settled = (cfg: Partial<typeof trackerDefaults> = {}): { tracker: FleetTracker; clock: ManualScheduler; m: ReturnType<typeof metrics> } => {
+      const clock = new ManualScheduler(T0);
+      const tracker = new FleetTracker({ ...trackerDefaults, ...cfg }, clock, undefined, clock);
+      tracker.setPods([A, B]);
+      const m = metrics({ 'a/x': { g: 1 } }, OLD);
+      tracker.ingest(okReport(A, clock.now(), m));
+      tracker.ingest(okReport(B, clock.now(), metrics({ 'a/x': { g: 1 } }, OLD)));
+      return { tracker, clock, m };
+    };
+
+    it('are published within QUIET_PUBLISH_MS, together, instead of one snapshot each', () => {
+      const { tracker, clock, m } = settled();
+      const before = tracker.snapshot();
+      clock.advance(2000);
+      tracker.ingest(okReport(A, clock.now(), m));
+      tracker.ingest(okReport(A, clock.now(), m));
+      assert.equal(tracker.snapshot(), before, 'nothing a decision reads changed: no new snapshot yet');
+      clock.advance(QUIET_PUBLISH_MS);
+      const after = tracker.snapshot();
+      assert.equal(after.version, before.version + 1, 'one build for both reports');
+      assert.equal(after.pods.get(A)?.freshUntil, T0 + 2000 + trackerDefaults.staleAfterMs);
+      assert.equal(after.pods.get(A)?.lastReportAt, T0 + 2000);
+    });
+
+    it('a report that changes anything is published at once, and carries the waiting quiet ones with it', () => {
+      const { tracker, clock, m } = settled();
+      clock.advance(1000);
+      tracker.ingest(okReport(A, clock.now(), m));
+      const v = tracker.snapshot().version;
+      tracker.ingest(okReport(B, clock.now(), metrics({ 'a/x': { g: 0, f: 1 } }, OLD)));
+      const snap = tracker.snapshot();
+      assert.equal(snap.version, v + 1);
+      assert.equal(snap.pods.get(A)?.lastReportAt, T0 + 1000, "A's quiet report is in the same build");
+      assert.notEqual(snap.pods.get(B)?.plugins.get('a/x')?.state, 'ready');
+      clock.advance(QUIET_PUBLISH_MS);
+      assert.equal(tracker.snapshot(), snap, 'the deferred publish was cancelled: nothing left to publish');
+    });
+
+    it('a failed poll, a refused pod or new metrics are never deferred', () => {
+      const { tracker, clock } = settled();
+      const v = tracker.snapshot().version;
+      clock.advance(500);
+      tracker.ingest(failReport(A, clock.now(), 'status_refused'));
+      assert.equal(tracker.snapshot().version, v + 1);
+      assert.equal(tracker.snapshot().pods.get(A)?.state, 'unreachable');
+    });
+
+    it('never waits past half of what remains of the pod\'s freshness', () => {
+      // stale-after 400 ms: a report 300 ms after the last leaves 100 ms of freshness, so it is published within 50 ms.
+      const { tracker, clock, m } = settled({ staleAfterMs: 400 });
+      clock.advance(300);
+      const v = tracker.snapshot().version;
+      tracker.ingest(okReport(A, clock.now(), m));
+      clock.advance(49);
+      assert.equal(tracker.snapshot().version, v);
+      clock.advance(1);
+      assert.equal(tracker.snapshot().version, v + 1);
+      assert.equal(tracker.snapshot().pods.get(A)?.freshUntil, T0 + 300 + 400);
+      assert.equal(tracker.snapshot().pods.get(A)?.state, 'live');
+    });
+
+    it('without a scheduler for deferral (the probe, tests) every report is published at once', () => {
+      const { tracker, clock } = newTracker([A]);
+      const m = metrics({ 'a/x': { g: 1 } }, OLD);
+      tracker.ingest(okReport(A, clock.now(), m));
+      const v = tracker.snapshot().version;
+      clock.advance(1000);
+      tracker.ingest(okReport(A, clock.now(), m));
+      assert.equal(tracker.snapshot().version, v + 1);
+    });
   });
 });

@@ -71,17 +71,21 @@ export async function readPod(address: string, sources: readonly SourceName[], o
   const note = memory?.note(address, opts.clock.now());
   const withMetrics = sources.includes('metrics');
   const withHealth = sources.includes('health-check');
-  // Without metrics, health-check is the pod's only sign of life: read every time.
-  const healthNow = withHealth && (note === undefined || !withMetrics || memory!.healthDue(note, opts.clock.now()));
+  // Without metrics, health-check is the pod's only sign of life: read every time. A pod's first
+  // read asks both at once (a cold start wants the answer soon); the periodic re-read waits for
+  // metrics, so that it goes over the same kept-alive connection instead of opening a second one
+  // once a minute per pod, which then idles out and is opened again the next minute.
+  const healthFirst = withHealth && (note === undefined || !withMetrics || note.healthAt === undefined);
+  const healthDue = withHealth && !healthFirst && memory!.healthDue(note!, opts.clock.now());
   const [metrics, firstHealth, ready] = await Promise.all([
     withMetrics ? readMetrics(address, opts, note) : undefined,
-    healthNow ? readHealth(address, opts) : undefined,
+    healthFirst ? readHealth(address, opts) : undefined,
     sources.includes('ready-check') ? readReady(address, opts) : undefined,
   ]);
   let health = firstHealth;
   if (withHealth && health === undefined && metrics !== undefined) {
     const restarted = metrics.ok && metrics.data.processStartMs !== note?.healthStartMs;
-    if (restarted || (!metrics.ok && ANSWERED.has(metrics.error.code))) health = await readHealth(address, opts);
+    if (healthDue || restarted || (!metrics.ok && ANSWERED.has(metrics.error.code))) health = await readHealth(address, opts);
   }
   if (note !== undefined && health?.ok === true) {
     note.healthAt = opts.clock.now();

@@ -178,6 +178,41 @@ describe('status readers against a loopback daemon', () => {
     }
   });
 
+  it('with memory: the first read asks metrics and health-check at once; the periodic re-read waits for metrics (one connection)', async () => {
+    let metricsInFlight = 0;
+    const overlapped: boolean[] = [];
+    const ports: number[] = [];
+    const pod = await startServer({
+      '/metrics/': (req, res) => {
+        ports.push(req.socket.remotePort!);
+        metricsInFlight++;
+        setTimeout(() => {
+          metricsInFlight--;
+          res.writeHead(200).end(daemonExposition([{ id: 'a/b', status: 1, failed: 0 }], { startSeconds: 1767225000 }));
+        }, 40);
+      },
+      '/health/check': (req, res) => {
+        ports.push(req.socket.remotePort!);
+        overlapped.push(metricsInFlight > 0);
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(HEALTH));
+      },
+    });
+    try {
+      const opts = { ...o, timeoutMs: 2_000, memory: new PodMemory(60_000) };
+      assert.ok((await readPod(pod.address, ['metrics', 'health-check'], opts)).health?.ok);
+      clock.advance(60_000);
+      const before = new Set(ports);
+      const seen = ports.length;
+      const r = await readPod(pod.address, ['metrics', 'health-check'], opts);
+      assert.ok(r.health?.ok && r.metrics?.ok);
+      assert.deepEqual(overlapped, [true, false], 'first read concurrent, periodic re-read after metrics');
+      assert.equal(ports.length, seen + 2);
+      assert.ok(ports.slice(seen).every((p) => before.has(p)), 'the re-read reuses a kept-alive connection');
+    } finally {
+      await pod.close();
+    }
+  });
+
   it('an aborted signal ends a pod read early, as failed sources', async () => {
     const ac = new AbortController();
     const p = readPod(odd.address, ['health-check'], { ...o, timeoutMs: 10_000, signal: ac.signal });
