@@ -83,6 +83,25 @@ describe('Poller', () => {
     await poller.stop();
   });
 
+  it('readStarts: a burst starts at once, the rest of a large round is paced, and stop() ends a paced wait', async () => {
+    const { sched, reads, poller } = setup({ readStarts: { burst: 4, perSecond: 1000 } });
+    const pods = Array.from({ length: 10 }, (_, i) => `10.0.0.${i + 1}:5002`);
+    poller.setTargets(pods);
+    await settle();
+    assert.equal(reads.calls.length, 4, 'the burst');
+    sched.advance(1);
+    await settle();
+    assert.equal(reads.calls.length, 5, 'then one a millisecond');
+    sched.advance(4);
+    await settle();
+    assert.equal(reads.calls.length, 9);
+    assert.deepEqual(new Set(reads.calls).size, 9, 'each pod read once so far');
+    // The last pod is still waiting for its start: stop() must not hang on it.
+    await poller.stop();
+    assert.equal(reads.calls.length, 9);
+    assert.equal(sched.pending(), 0);
+  });
+
   it('jitters the wait within interval ± jitter%', async () => {
     for (const [random, expected] of [
       [0, 900],

@@ -38,7 +38,20 @@ export interface PollerOptions {
    * it) that closes idle keep-alives, or every connection, on its own.
    */
   readonly lossPollGapMs?: number;
+  /**
+   * Paces read starts (a token bucket): `burst` may start at once, then
+   * `perSecond`. Without it reads start unpaced. A fleet discovered all at once
+   * (the gate's start, a scale-up) would otherwise be read all at once, and its
+   * answers come back in one event-loop iteration that parses hundreds of
+   * bodies while Checks wait; paced, the first round spreads over a few hundred
+   * milliseconds. Pacing delays the start of a read, never its timeout, and a
+   * hanging pod holds nothing that others wait for.
+   */
+  readonly readStarts?: { readonly burst: number; readonly perSecond: number };
 }
+
+/** The gate's read pacing: a small fleet's round starts at once; 2 000 starts a second is 8× what 500 pods in start-up need. */
+export const READ_STARTS = { burst: 32, perSecond: 2_000 } as const;
 
 interface Waiter {
   readonly n: number;
@@ -76,12 +89,17 @@ export class Poller {
   private unsettled = 0;
   private settleWaiters: (() => void)[] = [];
   private stopped = false;
+  /** Read-start tokens (readStarts) and when they were last counted; may go negative (reservations). */
+  private tokens: number;
+  private tokensAt: number;
 
   constructor(opts: PollerOptions) {
     this.opts = opts;
     this.scheduler = opts.scheduler ?? systemScheduler;
     this.random = opts.random ?? Math.random;
     this.lossPollGapMs = Math.max(0, opts.lossPollGapMs ?? opts.intervalMs / 2);
+    this.tokens = opts.readStarts?.burst ?? 0;
+    this.tokensAt = this.scheduler.now();
   }
 
   /**
@@ -218,6 +236,11 @@ export class Poller {
       while (!loop.stopped) {
         loop.reading = true;
         loop.skipWait = false;
+        const pace = this.reserveStart();
+        if (pace > 0) {
+          await loop.sleeper.sleep(pace);
+          if (loop.stopped) break;
+        }
         // This read sees the pod after any loss reported so far: nothing left to poll for.
         loop.lossPending = false;
         let report: PodReport | undefined;
@@ -250,6 +273,17 @@ export class Poller {
       loop.waiters = [];
       for (const w of waiters) w.resolve();
     }
+  }
+
+  /** Reserves a read start (readStarts); returns how long to wait for it, 0 for now. */
+  private reserveStart(): number {
+    const rs = this.opts.readStarts;
+    if (rs === undefined) return 0;
+    const now = this.scheduler.now();
+    this.tokens = Math.min(rs.burst, this.tokens + ((now - this.tokensAt) * rs.perSecond) / 1000);
+    this.tokensAt = now;
+    this.tokens -= 1;
+    return this.tokens >= 0 ? 0 : Math.ceil((-this.tokens * 1000) / rs.perSecond);
   }
 
   private completeRead(loop: PodLoop): void {
