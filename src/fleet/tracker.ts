@@ -435,7 +435,9 @@ export class FleetTracker {
                 const since = rec.series.get(id)?.since;
                 if (since !== undefined) validUntil = Math.min(validUntil, upcoming(since + cfg.retryStallMs, now));
               }
-              fresh.set(id, this.shared(p));
+              // Most plugins of a reporting pod did not move: their old value is reused without building a key.
+              const was = c?.view.plugins.get(id);
+              fresh.set(id, was !== undefined && samePlugin(was, p) ? was : this.shared(p));
             }
           }
           // Same plugin states as before (the usual report of a settled pod): keep the old map,
@@ -559,9 +561,13 @@ function samePlugins(a: ReadonlyMap<PluginId, PluginOnPod>, b: ReadonlyMap<Plugi
   if (a.size !== b.size) return false;
   for (const [id, x] of b) {
     const y = a.get(id);
-    if (y === undefined || y.state !== x.state || y.gauge !== x.gauge || y.failedLaunches !== x.failedLaunches || y.restarts !== x.restarts || y.why !== x.why) return false;
+    if (y === undefined || !samePlugin(y, x)) return false;
   }
   return true;
+}
+
+function samePlugin(a: PluginOnPod, b: PluginOnPod): boolean {
+  return a === b || (a.state === b.state && a.gauge === b.gauge && a.failedLaunches === b.failedLaunches && a.restarts === b.restarts && a.why === b.why);
 }
 
 function newRecord(address: string, now: number): PodRecord {
@@ -651,13 +657,19 @@ function diffPod(before: PodView | undefined, after: PodView, out: FleetChange[]
   }
 }
 
-/** What the index was built from, per pod, and how many pods mention each plugin. */
+/**
+ * What the index was built from, per pod, and how many pods mention each
+ * plugin. `basis` and `refs` are the tracker's own bookkeeping, never part of a
+ * snapshot: patchIndex updates them in place (copying a 500-pod map per report
+ * was most of a report's cost during a cold start), so an index that a patch
+ * gave up on is discarded and built again from the pods.
+ */
 interface PluginIndex {
   readonly plugins: ReadonlyMap<PluginId, PluginView>;
   /** Per pod with plugins: the plugin map and liveness the index reflects. */
-  readonly basis: ReadonlyMap<string, { readonly plugins: ReadonlyMap<PluginId, PluginOnPod>; readonly live: boolean }>;
+  readonly basis: Map<string, { readonly plugins: ReadonlyMap<PluginId, PluginOnPod>; readonly live: boolean }>;
   /** Pods (in any state) whose plugin map has the plugin: an entry lives while this is above 0. */
-  readonly refs: ReadonlyMap<PluginId, number>;
+  readonly refs: Map<PluginId, number>;
 }
 
 /** Most distinct plugin-on-pod values shared. */
@@ -691,8 +703,8 @@ function listed(live: boolean, p: PluginOnPod | undefined): Listed {
  * makes them; untouched plugins keep their view objects.
  */
 function patchIndex(prev: PluginIndex, changed: readonly string[], pods: ReadonlyMap<string, PodView>, maxPlugins: number): PluginIndex | undefined {
-  const basis = new Map(prev.basis);
-  const refs = new Map(prev.refs);
+  // Updated in place: prev is not used again whatever this returns (see PluginIndex).
+  const { basis, refs } = prev;
   const touched = new Map<PluginId, { ready: string[]; starting: string[]; failed: string[] }>();
   const EMPTY: ReadonlyMap<PluginId, PluginOnPod> = new Map();
   for (const address of changed) {
