@@ -71,7 +71,7 @@ export async function loadStep(ctx: BenchContext, t: Target, s: Step, durationS:
     `${s.name} latency p50/p90/p99/max`,
     `${sig(l.p50 / 1000)} / ${sig(l.p90 / 1000)} / ${sig(l.p99 / 1000)} / ${sig(l.max / 1000)}`,
     'ms',
-    `p99.9 ${sig(l.p999 / 1000)} ms; ${l.n} requests${s.rate === undefined ? '' : `; h2load paces in 10 ms ticks: median burst ${h2.burst.median} requests/ms`}`,
+    `p99.9 ${sig(l.p999 / 1000)} ms; ${l.n} requests${s.rate === undefined ? '' : `; requests started per ms: median ${h2.burst.median}, max ${h2.burst.max} (connections staggered, see bench/README.md)`}`,
   );
   report.figure(
     t.bench,
