@@ -4,7 +4,10 @@
  * scenario): a server that answers every Check with the same canned allow,
  * without deciding anything.
  *
- *   node dist/bench/baseline-main.js grpc-js   grpc-js with the gate's own Check codec and server options
+ *   node dist/bench/baseline-main.js grpc-js [IP:port]
+ *                                                grpc-js with the gate's own Check codec and server options,
+ *                                                routing every Check to IP:port (default 127.0.0.1:5002),
+ *                                                with grpc.health.v1 SERVING (Envoy health-checks it)
  *   node dist/bench/baseline-main.js http2     bare node:http2, a pre-encoded gRPC answer
  *   node dist/bench/baseline-main.js noop      grpc-js loading Envoy's official protos, answering a bare OK (status 0, nothing else)
  *
@@ -12,6 +15,7 @@
  */
 import http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
+import { HealthImplementation } from 'grpc-health-check';
 import { createResponseRenderer } from '../src/front/grpc/response.js';
 import { CHECK_SERVICE, SERVER_OPTIONS } from '../src/front/grpc/server.js';
 import { officialPackage } from './lib/envoy.js';
@@ -19,7 +23,7 @@ import { officialPackage } from './lib/envoy.js';
 const kind = process.argv[2];
 const render = createResponseRenderer({ routeHeader: undefined });
 const CANNED = render(
-  { allow: true, reason: 'plugin_ready', upstream: '127.0.0.1:5002', pluginId: 'langgenius/openai', tenant: undefined, wouldDeny: undefined },
+  { allow: true, reason: 'plugin_ready', upstream: process.argv[3] ?? '127.0.0.1:5002', pluginId: 'langgenius/openai', tenant: undefined, wouldDeny: undefined },
   'baseline-0',
 );
 
@@ -34,6 +38,7 @@ if (kind === 'grpc-js') {
   server.addService(CHECK_SERVICE, {
     Check: (_call: grpc.ServerUnaryCall<unknown, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb(null, CANNED),
   });
+  new HealthImplementation({ '': 'SERVING', 'envoy.service.auth.v3.Authorization': 'SERVING' }).addToServer(server);
   server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => {
     if (err) {
       process.stderr.write(`${err.message}\n`);

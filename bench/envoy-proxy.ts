@@ -12,9 +12,9 @@
  * The added latency is the gate set-up's percentile minus the floor's.
  */
 import type { BenchContext } from './context.js';
-import { startGateCli, startSimCli, waitReady } from './lib/gate.js';
-import { h2loadVersion } from './lib/h2load.js';
-import { pinning, sleep } from './lib/proc.js';
+import { DIST, startGateCli, startSimCli, waitReady } from './lib/gate.js';
+import { h2loadVersion, runH2load } from './lib/h2load.js';
+import { pinned, pinning, sleep, spawnChild, type Child } from './lib/proc.js';
 import { median, sig } from './lib/report.js';
 import { loadStep, type StepResult } from './lib/wire.js';
 import { findEnvoy, startEnvoy, type RunningEnvoy } from '../test/support/envoy.js';
@@ -63,12 +63,13 @@ export async function benchEnvoy(ctx: BenchContext): Promise<void> {
   const warmupS = 1;
   const rates = ctx.quick ? [1000] : [1000, 5000];
   const rounds = ctx.quick ? 1 : 3;
+  const warmS = ctx.quick ? 1 : 5;
   const envoy = findEnvoy();
   report.section('envoy', 'what the gate adds through a real Envoy (loopback, HTTP/1.1 clients)', [
     `Envoy ${envoy.ok ? envoy.version : '(missing)'} (one worker${pinning.available ? ', on core 0 with h2load and the fleet' : ''}), the gate CLI${pinning.available ? ' on core 1' : ''}, one simulated pod (sim CLI, scenario basic);`,
     `request: POST ${PATH} with x-plugin-id ${PLUGIN} (ready on the pod), 24-byte JSON body, one request in flight per keep-alive connection (rate/50 connections), as dify-api's httpx pool;`,
-    'set-ups: Envoy without ext_authz (the shipped envoy.yaml minus the filter, the pod as a static cluster); the shipped envoy.yaml (gRPC ext_authz, pod from dynamic metadata); the shipped envoy-http-service.yaml (gate with --http-request-from request --http-deny-status 429);',
-    `open loop at ${rates.join(', ')} req/s (connections made staggered over one h2load tick, so requests leave evenly), ${warmupS} s warm-up + ${durationS} s, the set-ups taking turns for ${rounds} round(s); added latency = median percentile with the gate − the same median without ext_authz.`,
+    'set-ups: Envoy without ext_authz (the shipped envoy.yaml minus the filter, the pod as a static cluster); the shipped envoy.yaml with an ext_authz floor (bench/baseline-main.js grpc-js: same codec as the gate, a canned allow to the pod, nothing decided); the shipped envoy.yaml (gRPC ext_authz to the gate, pod from dynamic metadata); the shipped envoy-http-service.yaml (gate with --http-request-from request --http-deny-status 429);',
+    `open loop at ${rates.join(', ')} req/s (connections made staggered over one h2load tick, so requests leave evenly); each set-up first runs ${warmS} s unrecorded, then ${warmupS} s warm-up + ${durationS} s per round, the set-ups taking turns for ${rounds} round(s); added latency = median percentile with the gate − the same median without ext_authz.`,
   ]);
   if (h2loadVersion() === undefined) {
     report.problem('envoy', 'h2load not installed (apt-get install nghttp2-client): skipped');
@@ -80,14 +81,23 @@ export async function benchEnvoy(ctx: BenchContext): Promise<void> {
   }
   const fleet = await startSimCli(['--pods', '1', '--scenario', 'basic', '--time-scale', '0.001']);
   let gate: Awaited<ReturnType<typeof startGateCli>> | undefined;
+  let floor: Child | undefined;
   const body = join(ctx.tmp, 'dispatch.json');
   writeFileSync(body, '{"model":"gpt-4o-mini"}\n');
   try {
     gate = await startGateCli(fleet.targets, ['--http-request-from', 'request', '--http-deny-status', '429']);
     await waitReady(gate.adminPort, 15_000);
     const pod = fleet.targets.split(',')[0]!;
+    // The floor for ext_authz itself: a grpc-js server with the gate's codec answering every Check
+    // with the same canned allow to the pod (deciding nothing). What Envoy's ext_authz costs on the
+    // shared core shows as floor − no ext_authz; what the gate's decisions and bookkeeping add, as
+    // gRPC − floor.
+    const [fcmd, fargs] = pinned(pinning.server, process.execPath, [join(DIST, 'bench/baseline-main.js'), 'grpc-js', fleet.targets.split(',')[0]!]);
+    floor = spawnChild(fcmd, fargs);
+    const floorPort = Number((await floor.waitLine(/^port=(\d+)$/, 10_000))[1]);
     const setups: Setup[] = [
       { name: 'no ext_authz', config: 'deploy/envoy/envoy.yaml', addresses: { [GATE_GRPC]: `127.0.0.1:${gate.grpcPort}` }, amend: withoutExtAuthz(pod) },
+      { name: 'ext_authz floor', config: 'deploy/envoy/envoy.yaml', addresses: { [GATE_GRPC]: `127.0.0.1:${floorPort}` } },
       { name: 'gRPC', config: 'deploy/envoy/envoy.yaml', addresses: { [GATE_GRPC]: `127.0.0.1:${gate.grpcPort}` }, key: 'grpc/plugin_ready' },
       { name: 'http_service', config: 'deploy/envoy/envoy-http-service.yaml', addresses: { [GATE_HTTP]: `127.0.0.1:${gate.httpPort}` }, key: 'http/plugin_ready' },
     ];
@@ -121,6 +131,23 @@ export async function benchEnvoy(ctx: BenchContext): Promise<void> {
       }
       const headers = [`x-plugin-id: ${PLUGIN}`, 'content-type: application/json', 'user-agent: python-httpx/0.27.2'];
       for (const r of rates) {
+        // Every set-up runs warmS at this rate before its first measured round, unrecorded: a gate
+        // in production is long past JIT warm-up, and without this the first gRPC round measured the
+        // gate's first thousand Checks ever (its p99 twice that of later rounds).
+        for (const [i] of setups.entries()) {
+          await runH2load({
+            url: urls[i]!,
+            clients: Math.ceil(r / 50),
+            streams: 1,
+            rpsPerClient: 50,
+            durationS: warmS,
+            warmupS: 0,
+            headers,
+            dataFile: body,
+            h1: true,
+            logFile: join(ctx.tmp, `envoy-warm-${process.pid}.log`),
+          });
+        }
         for (let round = 1; round <= rounds; round++) {
           for (const [i, s] of setups.entries()) {
             const res = await loadStep(
@@ -151,12 +178,25 @@ export async function benchEnvoy(ctx: BenchContext): Promise<void> {
       return rs === undefined || rs.length === 0 ? undefined : median(rs.map((x) => x.h2.latencyUs[q]));
     };
     for (const r of rates) {
-      for (const name of ['no ext_authz', 'gRPC', 'http_service']) {
+      for (const name of ['no ext_authz', 'ext_authz floor', 'gRPC', 'http_service']) {
         const p50 = med(`${name} ${r}`, 'p50');
         const p99 = med(`${name} ${r}`, 'p99');
         if (p50 === undefined || p99 === undefined) continue;
         const each = results.get(`${name} ${r}`)!.map((x) => sig(x.h2.latencyUs.p99 / 1000)).join(', ');
         report.figure('envoy', `${name} ${r / 1000}k/s p50/p99 (median of ${rounds} rounds)`, `${sig(p50 / 1000)} / ${sig(p99 / 1000)}`, 'ms', `p99 per round: ${each} ms`);
+      }
+      const c50 = med(`ext_authz floor ${r}`, 'p50');
+      const c99 = med(`ext_authz floor ${r}`, 'p99');
+      const g50 = med(`gRPC ${r}`, 'p50');
+      const g99 = med(`gRPC ${r}`, 'p99');
+      if (c50 !== undefined && c99 !== undefined && g50 !== undefined && g99 !== undefined) {
+        report.figure(
+          'envoy',
+          `added by the gate over the ext_authz floor, gRPC ${r / 1000}k/s p50/p99`,
+          `${sig((g50 - c50) / 1000)} / ${sig((g99 - c99) / 1000)}`,
+          'ms',
+          `medians over ${rounds} rounds: with the gate p50 ${sig(g50 / 1000)} / p99 ${sig(g99 / 1000)} ms, with the floor (canned allow, same codec) ${sig(c50 / 1000)} / ${sig(c99 / 1000)} ms`,
+        );
       }
       const f50 = med(`no ext_authz ${r}`, 'p50');
       const f99 = med(`no ext_authz ${r}`, 'p99');
@@ -174,6 +214,7 @@ export async function benchEnvoy(ctx: BenchContext): Promise<void> {
       }
     }
   } finally {
+    await floor?.stop();
     await gate?.child.stop();
     await fleet.child.stop();
   }
