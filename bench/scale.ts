@@ -51,7 +51,8 @@ const GOAL_LAG_MAX_MS = 50;
 export async function benchScale(ctx: BenchContext): Promise<void> {
   const { report } = ctx;
   const sizes: [number, number, number][] = ctx.quick ? [[20, 50, 3_000]] : [[50, 200, 15_000], [500, 200, 15_000]];
-  const settledMs = ctx.quick ? 3_000 : 12_000;
+  const settledMs = ctx.quick ? 3_000 : 20_000;
+  const transitionMs = ctx.quick ? 0 : 15_000;
   report.section('scale', 'polling a large fleet: gate CPU, RSS and event-loop lag', [
     'fleet: dist/bench/scale-fleet-main.js (N loopback daemons in one process; /metrics/ with Go runtime, process and HTTP families',
     'that change on every scrape, then the plugin families; /health/check); all pods start together, plugins launch 2 at a time;',
@@ -60,7 +61,7 @@ export async function benchScale(ctx: BenchContext): Promise<void> {
     'lag = event-loop delay (perf_hooks.monitorEventLoopDelay, 10 ms sampling step, step subtracted); an idle process pinned beside the gate',
     'measures the same way, so that lag caused by other processes on the core can be told from lag the gate causes itself;',
     "the daemons report a process start 50 s before the fleet's own (a cold start of minutes, compressed): settled pods are past startup-grace.",
-    `windows: cold start = from the gate's start until every plugin runs on every pod + one poll round; settled = ${settledMs / 1000} s after that.`,
+    `windows: cold start = from the gate's start until every plugin runs on every pod + one poll round; settled = ${settledMs / 1000} s, starting ${transitionMs / 1000} s after that (the transition to the settled poll interval is skipped).`,
     `goals: settled < ${GOAL_CPU_PCT} % of a core and < ${GOAL_RSS_MIB} MiB RSS at 500 pods; cold start lag p99 < ${GOAL_LAG_P99_MS} ms, max < ${GOAL_LAG_MAX_MS} ms.`,
   ]);
   for (const [pods, plugins, coldMs] of sizes) {
@@ -82,6 +83,11 @@ export async function benchScale(ctx: BenchContext): Promise<void> {
       await sleep(2_500); // one more poll round (2 s ± 10 %) sees the last launches
       const cold = await stats(gate);
       const coldControl = await stats<Lag>(control);
+      // The first seconds after a cold start are a transition, not the settled state: pods move to
+      // the settled poll interval one by one and the cold start's garbage is collected. Skipped.
+      await sleep(transitionMs);
+      await stats(gate);
+      await stats<Lag>(control);
       await sleep(settledMs);
       const settled = await stats(gate);
       const settledControl = await stats<Lag>(control);
