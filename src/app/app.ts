@@ -12,7 +12,7 @@ import { discoveryFor } from '../discovery/from-config.js';
 import { podSettled, settledPollInterval } from '../fleet/rules.js';
 import { FleetTracker } from '../fleet/tracker.js';
 import type { FleetSnapshot } from '../fleet/types.js';
-import { Poller, READ_STARTS } from '../status/poller.js';
+import { Poller, YOUNG_READS } from '../status/poller.js';
 import { podReaderFor } from '../status/reader.js';
 import { StatusHttp } from '../status/http.js';
 import { startGrpcServer, type GrpcServer } from '../front/grpc/server.js';
@@ -106,7 +106,7 @@ export async function startGate(config: Config, opts: GateOptions = {}): Promise
     scheduler: opts.pollScheduler ?? scheduler,
     // A daemon that closes idle keep-alives on its own costs at most one extra poll per half interval.
     lossPollGapMs: config.pollIntervalMs / 2,
-    readStarts: READ_STARTS,
+    youngReads: YOUNG_READS,
   });
   // A pod closed a status connection: poll it now. If its process exited, that poll is refused
   // and the pod is unreachable at once (README, P2a), instead of after several interval polls.

@@ -83,23 +83,37 @@ describe('Poller', () => {
     await poller.stop();
   });
 
-  it('readStarts: a burst starts at once, the rest of a large round is paced, and stop() ends a paced wait', async () => {
-    const { sched, reads, poller } = setup({ readStarts: { burst: 4, perSecond: 1000 } });
+  it('youngReads: at most max reads younger than youngMs; a finished or aged read frees its slot, and stop() ends a wait', async () => {
+    const { sched, reads, poller } = setup({ youngReads: { max: 4, youngMs: 20 } });
     const pods = Array.from({ length: 10 }, (_, i) => `10.0.0.${i + 1}:5002`);
+    // The first four hang: they hold their slots until they are 20 ms old.
+    for (const p of pods.slice(0, 4)) reads.hanging.add(p);
     poller.setTargets(pods);
     await settle();
-    assert.equal(reads.calls.length, 4, 'the burst');
+    assert.deepEqual(reads.calls, pods.slice(0, 4), 'four young reads at most');
+    sched.advance(19);
+    await settle();
+    assert.equal(reads.calls.length, 4);
     sched.advance(1);
     await settle();
-    assert.equal(reads.calls.length, 5, 'then one a millisecond');
-    sched.advance(4);
-    await settle();
-    assert.equal(reads.calls.length, 9);
-    assert.deepEqual(new Set(reads.calls).size, 9, 'each pod read once so far');
-    // The last pod is still waiting for its start: stop() must not hang on it.
+    // Aged out: four more start; they answer at once, and each finished read hands its slot on.
+    assert.equal(reads.calls.length, 10);
+    assert.equal(new Set(reads.calls).size, 10, 'every pod read once');
     await poller.stop();
-    assert.equal(reads.calls.length, 9);
-    assert.equal(sched.pending(), 0);
+    assert.equal(sched.pending(), 0, 'no slot timer left behind');
+  });
+
+  it('youngReads: a pod removed while it waits for a slot leaves the queue and is never read', async () => {
+    const { sched, reads, poller } = setup({ youngReads: { max: 1, youngMs: 20 } });
+    reads.hanging.add('10.0.0.1:5002');
+    poller.setTargets(['10.0.0.1:5002', '10.0.0.2:5002', '10.0.0.3:5002']);
+    await settle();
+    assert.deepEqual(reads.calls, ['10.0.0.1:5002']);
+    poller.setTargets(['10.0.0.1:5002', '10.0.0.3:5002']);
+    sched.advance(20);
+    await settle();
+    assert.deepEqual(reads.calls, ['10.0.0.1:5002', '10.0.0.3:5002'], 'the removed pod gave up its place');
+    await poller.stop();
   });
 
   it('jitters the wait within interval ± jitter%', async () => {

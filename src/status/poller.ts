@@ -39,19 +39,23 @@ export interface PollerOptions {
    */
   readonly lossPollGapMs?: number;
   /**
-   * Paces read starts (a token bucket): `burst` may start at once, then
-   * `perSecond`. Without it reads start unpaced. A fleet discovered all at once
-   * (the gate's start, a scale-up) would otherwise be read all at once, and its
-   * answers come back in one event-loop iteration that parses hundreds of
-   * bodies while Checks wait; paced, the first round spreads over a few hundred
-   * milliseconds. Pacing delays the start of a read, never its timeout, and a
-   * hanging pod holds nothing that others wait for.
+   * At most `max` young reads in flight: started less than `youngMs` ago and not
+   * finished. A read past youngMs no longer counts, so a hanging pod holds
+   * nothing that others wait for, and waiting delays a read's start, never its
+   * timeout. Without it every read starts at once. A fleet discovered all at
+   * once (the gate's start, a scale-up) would otherwise be asked all at once,
+   * and its answers (a first read costs ~1 ms: connect, health, parse, a new
+   * pod in the view) come back together and are handled in one event-loop
+   * iteration of half a second while Checks wait. Bounded, an iteration holds
+   * at most about `max` answers.
    */
-  readonly readStarts?: { readonly burst: number; readonly perSecond: number };
+  readonly youngReads?: { readonly max: number; readonly youngMs: number };
 }
 
-/** The gate's read pacing: a small fleet's round starts at once; 2 000 starts a second is 8× what 500 pods in start-up need. */
-export const READ_STARTS = { burst: 32, perSecond: 2_000 } as const;
+/** The gate's bound on young reads: 32 answers ≈ 30 ms of work at most per iteration, and 1 600 starts a second even if every pod answers slowly. */
+export const YOUNG_READS = { max: 32, youngMs: 100 } as const;
+
+const NO_SLOT = (): void => undefined;
 
 interface Waiter {
   readonly n: number;
@@ -75,6 +79,8 @@ interface PodLoop {
   lossGapTimer: TimerHandle | undefined;
   /** A connection loss came during the gap and no read has started since. */
   lossPending: boolean;
+  /** Set while the loop waits for a young-read slot (youngReads). */
+  slotWaiter: ((release: () => void) => void) | undefined;
 }
 
 export class Poller {
@@ -89,17 +95,15 @@ export class Poller {
   private unsettled = 0;
   private settleWaiters: (() => void)[] = [];
   private stopped = false;
-  /** Read-start tokens (readStarts) and when they were last counted; may go negative (reservations). */
-  private tokens: number;
-  private tokensAt: number;
+  /** Young reads in flight (youngReads), and the loops waiting for one to end, oldest first. */
+  private young = 0;
+  private readonly slotQueue: PodLoop[] = [];
 
   constructor(opts: PollerOptions) {
     this.opts = opts;
     this.scheduler = opts.scheduler ?? systemScheduler;
     this.random = opts.random ?? Math.random;
     this.lossPollGapMs = Math.max(0, opts.lossPollGapMs ?? opts.intervalMs / 2);
-    this.tokens = opts.readStarts?.burst ?? 0;
-    this.tokensAt = this.scheduler.now();
   }
 
   /**
@@ -199,6 +203,7 @@ export class Poller {
       lastLossPollAt: undefined,
       lossGapTimer: undefined,
       lossPending: false,
+      slotWaiter: undefined,
     };
     this.loops.set(address, loop);
     this.unsettled++;
@@ -215,6 +220,14 @@ export class Poller {
     this.clearLossGap(loop);
     loop.abort.abort();
     loop.sleeper.wake();
+    if (loop.slotWaiter !== undefined) {
+      // Waiting for a slot: it leaves the queue holding none.
+      const i = this.slotQueue.indexOf(loop);
+      if (i >= 0) this.slotQueue.splice(i, 1);
+      const wake = loop.slotWaiter;
+      loop.slotWaiter = undefined;
+      wake(NO_SLOT);
+    }
   }
 
   /** Polls now (or right after the read in flight); the gap starts now. */
@@ -236,10 +249,11 @@ export class Poller {
       while (!loop.stopped) {
         loop.reading = true;
         loop.skipWait = false;
-        const pace = this.reserveStart();
-        if (pace > 0) {
-          await loop.sleeper.sleep(pace);
-          if (loop.stopped) break;
+        const slot = this.takeSlot(loop);
+        const release = typeof slot === 'function' ? slot : await slot;
+        if (loop.stopped) {
+          release();
+          break;
         }
         // This read sees the pod after any loss reported so far: nothing left to poll for.
         loop.lossPending = false;
@@ -249,6 +263,7 @@ export class Poller {
         } catch (err) {
           this.fail(err, loop.address, 'status_unreachable');
         }
+        release();
         loop.reading = false;
         if (loop.stopped) break;
         if (report !== undefined) {
@@ -275,15 +290,43 @@ export class Poller {
     }
   }
 
-  /** Reserves a read start (readStarts); returns how long to wait for it, 0 for now. */
-  private reserveStart(): number {
-    const rs = this.opts.readStarts;
-    if (rs === undefined) return 0;
-    const now = this.scheduler.now();
-    this.tokens = Math.min(rs.burst, this.tokens + ((now - this.tokensAt) * rs.perSecond) / 1000);
-    this.tokensAt = now;
-    this.tokens -= 1;
-    return this.tokens >= 0 ? 0 : Math.ceil((-this.tokens * 1000) / rs.perSecond);
+  /**
+   * A young-read slot (youngReads): its release function at once when one is
+   * free, else a promise of it. The slot is released by the read's end or by
+   * youngMs passing, whichever comes first; a waiting loop that is removed
+   * leaves the queue with a no-op release.
+   */
+  private takeSlot(loop: PodLoop): (() => void) | Promise<() => void> {
+    const yr = this.opts.youngReads;
+    if (yr === undefined) return NO_SLOT;
+    if (this.young < yr.max) {
+      this.young++;
+      return this.slotFor();
+    }
+    return new Promise((resolve) => {
+      loop.slotWaiter = resolve;
+      this.slotQueue.push(loop);
+    });
+  }
+
+  /** A held slot's release: idempotent; hands the slot to the oldest waiting loop, if any. */
+  private slotFor(): () => void {
+    let held = true;
+    const release = (): void => {
+      if (!held) return;
+      held = false;
+      this.scheduler.clearTimeout(timer);
+      const next = this.slotQueue.shift();
+      if (next === undefined) {
+        this.young--;
+        return;
+      }
+      const wake = next.slotWaiter!;
+      next.slotWaiter = undefined;
+      wake(this.slotFor());
+    };
+    const timer = this.scheduler.setTimeout(release, this.opts.youngReads!.youngMs);
+    return release;
   }
 
   private completeRead(loop: PodLoop): void {
