@@ -187,14 +187,7 @@ export function createResponseRenderer(opts: ResponseOptions): CheckResponseRend
     const held = d.heldMs === undefined ? undefined : String(d.heldMs);
     const heldSize = held === undefined ? 0 : held.length;
 
-    let okSize = 0;
-    let routeHeaderSize = 0;
-    let routeOptionSize = 0;
-    if (routed) {
-      routeHeaderSize = ROUTE_KEY.length + lenFieldSize(upstreamSize);
-      routeOptionSize = lenFieldSize(routeHeaderSize) + APPEND_ACTION.length;
-      okSize = lenFieldSize(routeOptionSize) + REMOVE_WHEN_ROUTED.length;
-    }
+    const okSize = routed ? lenFieldSize(optionSize(ROUTE_KEY, upstreamSize)) + REMOVE_WHEN_ROUTED.length : 0;
     const reason = reasonEntry(d.reason);
     const wouldDeny = d.wouldDeny === undefined ? undefined : wouldDenyEntry(d.wouldDeny.reason);
     const metaSize =
@@ -209,12 +202,7 @@ export function createResponseRenderer(opts: ResponseOptions): CheckResponseRend
     w.raw(STATUS_OK);
     if (routed) {
       w.lenHeader(CHECK_RESPONSE_OK, okSize);
-      w.lenHeader(OK_HEADERS, routeOptionSize);
-      w.lenHeader(OPTION_HEADER, routeHeaderSize);
-      w.raw(ROUTE_KEY);
-      w.lenHeader(HEADER_VALUE, upstreamSize);
-      w.string(upstream, upstreamSize);
-      w.raw(APPEND_ACTION);
+      writeOption(w, OK_HEADERS, ROUTE_KEY, upstream, upstreamSize);
       w.raw(REMOVE_WHEN_ROUTED);
     } else {
       w.raw(OK_UNROUTED);
@@ -235,22 +223,15 @@ export function createResponseRenderer(opts: ResponseOptions): CheckResponseRend
     const held = d.heldMs === undefined ? undefined : String(d.heldMs);
     const heldSize = held === undefined ? 0 : held.length;
 
-    // The decision id header: HeaderValueOption { header { key, value: id }, append_action }.
-    const idHeaderSize = DECISION_ID_HEADER_KEY.length + lenFieldSize(idSize);
-    const idOptionSize = lenFieldSize(idHeaderSize) + APPEND_ACTION.length;
-    const deniedSize = t.deniedHead.length + lenFieldSize(idOptionSize) + t.body.length;
+    // The decision id header is the one header written per call.
+    const deniedSize = t.deniedHead.length + lenFieldSize(optionSize(DECISION_ID_HEADER_KEY, idSize)) + t.body.length;
     const metaSize = t.metadataHead.length + entrySize(DECISION_ID_KEY, idSize) + (held === undefined ? 0 : entrySize(HELD_MS_KEY, heldSize));
 
     const w = new WireWriter(t.status.length + lenFieldSize(deniedSize) + lenFieldSize(metaSize));
     w.raw(t.status);
     w.lenHeader(CHECK_RESPONSE_DENIED, deniedSize);
     w.raw(t.deniedHead);
-    w.lenHeader(DENIED_HEADERS, idOptionSize);
-    w.lenHeader(OPTION_HEADER, idHeaderSize);
-    w.raw(DECISION_ID_HEADER_KEY);
-    w.lenHeader(HEADER_VALUE, idSize);
-    w.string(decisionId, idSize);
-    w.raw(APPEND_ACTION);
+    writeOption(w, DENIED_HEADERS, DECISION_ID_HEADER_KEY, decisionId, idSize);
     w.raw(t.body);
     w.lenHeader(CHECK_RESPONSE_METADATA, metaSize);
     w.raw(t.metadataHead);
@@ -267,6 +248,21 @@ export function createResponseRenderer(opts: ResponseOptions): CheckResponseRend
  * matchers see exactly what is known. An entry is
  * fields { key (1): name, value (2): Value { string_value (3): value } }.
  */
+/** Size of a HeaderValueOption { header { key, value }, append_action } whose key field is pre-encoded. */
+function optionSize(key: Buffer, valueSize: number): number {
+  return lenFieldSize(key.length + lenFieldSize(valueSize)) + APPEND_ACTION.length;
+}
+
+/** That HeaderValueOption as field `field` (OK_HEADERS, DENIED_HEADERS), the value written per call. */
+function writeOption(w: WireWriter, field: number, key: Buffer, value: string, valueSize: number): void {
+  w.lenHeader(field, optionSize(key, valueSize));
+  w.lenHeader(OPTION_HEADER, key.length + lenFieldSize(valueSize));
+  w.raw(key);
+  w.lenHeader(HEADER_VALUE, valueSize);
+  w.string(value, valueSize);
+  w.raw(APPEND_ACTION);
+}
+
 function entrySize(key: Buffer, valueSize: number): number {
   return lenFieldSize(key.length + lenFieldSize(lenFieldSize(valueSize)));
 }
