@@ -4,20 +4,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULTS, configFor, helpText, loadConfig, parseDuration } from './config.js';
-import { GateError } from '../core/errors.js';
+import { configProblems as problems } from '../../test/support/config-problems.js';
 import { OPTIONS, fieldOf } from './options.js';
 import { parseArgs } from '../cli/args.js';
 import { TestPki } from '../../test/support/certs.js';
-
-function problems(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof GateError && err.code === 'config_invalid') return [...err.problems];
-    throw err;
-  }
-  assert.fail('expected a config_invalid GateError');
-}
 
 describe('configuration', () => {
   it('starts from defaults with only --targets', () => {

@@ -4,18 +4,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from './config.js';
-import { GateError } from '../core/errors.js';
+import { configProblems as problems } from '../../test/support/config-problems.js';
 import { kubeCredentialProblems, kubeCredentials } from './kubernetes-files.js';
-
-function problems(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof GateError && err.code === 'config_invalid') return [...err.problems];
-    throw err;
-  }
-  assert.fail('expected a config_invalid GateError');
-}
 
 describe('Kubernetes credentials and options', () => {
   const dir = mkdtempSync(join(tmpdir(), 'pg-kcred-'));

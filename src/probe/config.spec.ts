@@ -3,20 +3,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GateError } from '../core/errors.js';
+import { configProblems as problems } from '../../test/support/config-problems.js';
 import { loadProbeConfig, probeConfigFor } from './config.js';
 import { PROBE_OPTIONS, PROBE_OWN_OPTIONS, PROBE_SHARED_KEYS } from './options.js';
 import { OPTIONS, fieldOf } from '../config/options.js';
-
-function problems(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof GateError && err.code === 'config_invalid') return [...err.problems];
-    throw err;
-  }
-  assert.fail('expected a config_invalid GateError');
-}
 
 describe('probe configuration', () => {
   it('defaults: listen 0.0.0.0:9193, the all-settled rule, failed ignore, latch on, the gate\'s polling defaults', () => {
