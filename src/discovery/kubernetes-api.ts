@@ -12,7 +12,7 @@
  * rest discovery_failed (the caller turns a Service's 404 into
  * discovery_service_not_found).
  */
-import { Agent } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 import type { KubeCredentials } from '../config/kubernetes-files.js';
 import { GateError } from '../core/errors.js';
 
@@ -70,6 +70,18 @@ export class KubeApi {
     });
   }
 
+  /** A GET to the API server with the current credentials; `bodyTimeout` bounds the silence between body chunks (undici's default without it). */
+  private async get(path: string, signal: AbortSignal, bodyTimeout?: number): Promise<Dispatcher.ResponseData> {
+    return this.agent.request({
+      origin: this.opts.credentials.server,
+      path,
+      method: 'GET',
+      headers: await this.headers(),
+      signal,
+      ...(bodyTimeout !== undefined && { bodyTimeout }),
+    });
+  }
+
   /** A GET whose whole exchange ends within `timeoutMs`; any status is returned, a failure is thrown as a GateError. */
   async getJson(path: string, signal?: AbortSignal): Promise<JsonResponse> {
     const ac = new AbortController();
@@ -79,21 +91,8 @@ export class KubeApi {
     const deadline = setTimeout(() => ac.abort(), this.opts.timeoutMs);
     deadline.unref();
     try {
-      const res = await this.agent.request({
-        origin: this.opts.credentials.server,
-        path,
-        method: 'GET',
-        headers: await this.headers(),
-        signal: ac.signal,
-      });
-      const text = await readCapped(res.body, this.maxBytes);
-      let body: unknown;
-      try {
-        body = JSON.parse(text);
-      } catch {
-        body = undefined;
-      }
-      return { status: res.statusCode, body };
+      const res = await this.get(path, ac.signal);
+      return { status: res.statusCode, body: jsonOrUndefined(await readCapped(res.body, this.maxBytes)) };
     } catch (err) {
       throw requestError(path, err, ac.signal.aborted && signal?.aborted !== true ? `no answer within ${this.opts.timeoutMs}ms` : undefined);
     } finally {
@@ -111,22 +110,9 @@ export class KubeApi {
   async watch(path: string, idleMs: number, signal: AbortSignal, onEvent: (event: WatchEvent) => void, onOpen?: () => void): Promise<WatchEnd> {
     let body: AsyncIterable<unknown> & { destroy(): void; setEncoding(e: BufferEncoding): unknown };
     try {
-      const res = await this.agent.request({
-        origin: this.opts.credentials.server,
-        path,
-        method: 'GET',
-        headers: await this.headers(),
-        signal,
-        bodyTimeout: idleMs,
-      });
+      const res = await this.get(path, signal, idleMs);
       if (res.statusCode !== 200) {
-        const text = await readCapped(res.body, 64 * 1024).catch(() => '');
-        let status: unknown;
-        try {
-          status = JSON.parse(text);
-        } catch {
-          status = undefined;
-        }
+        const status = jsonOrUndefined(await readCapped(res.body, 64 * 1024).catch(() => ''));
         if (res.statusCode === 410) return { kind: 'gone', message: statusMessage(status) ?? 'resourceVersion too old' };
         return { kind: 'failed', error: statusError(res.statusCode, status, 'watching EndpointSlices') };
       }
@@ -250,4 +236,13 @@ async function readCapped(body: AsyncIterable<unknown> & { destroy(): void }, ma
 
 function isObj(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The parsed JSON of `text`, or undefined when it is not JSON (an error page, a cut-off body). */
+function jsonOrUndefined(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
 }
