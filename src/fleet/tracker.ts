@@ -77,7 +77,7 @@ export type FleetChange =
 export type SnapshotListener = (snap: FleetSnapshot, changes: readonly FleetChange[]) => void;
 
 /**
- * How long a quiet report (see `isQuiet`) may wait to be published. A settled
+ * How long a quiet report (see `quietFreshUntil`) may wait to be published. A settled
  * fleet answers with byte-identical plugin families: such a report moves only
  * the pod's freshness and last-heard times forward, and publishing each one at
  * once cost a snapshot build per report (500 pods every 6 s: ~80 builds a
