@@ -43,6 +43,13 @@ function connect(port: number): Promise<http2.ClientHttp2Session> {
 /** A complete Check (an empty CheckRequest, END_STREAM) on an open session; resolves with its grpc-status. */
 function completeCall(session: http2.ClientHttp2Session): Promise<string> {
   const req = session.request({ ':method': 'POST', ':path': CHECK_PATH, 'content-type': 'application/grpc', te: 'trailers' });
+  const status = grpcStatusOf(req);
+  req.end(Buffer.alloc(5)); // uncompressed, zero-length message
+  return status;
+}
+
+/** The grpc-status a Check stream ends with (in its headers or its trailers), 'none' without one; resolves once it closes. */
+function grpcStatusOf(req: http2.ClientHttp2Stream): Promise<string> {
   let status = 'none';
   req.on('response', (h) => {
     if (h['grpc-status'] !== undefined) status = String(h['grpc-status']);
@@ -52,7 +59,6 @@ function completeCall(session: http2.ClientHttp2Session): Promise<string> {
   });
   req.on('error', () => undefined);
   req.resume();
-  req.end(Buffer.alloc(5)); // uncompressed, zero-length message
   return new Promise((resolve) => req.on('close', () => resolve(status)));
 }
 
@@ -75,16 +81,7 @@ function hangingCall(session: http2.ClientHttp2Session): Promise<string> {
   const frame = Buffer.alloc(5 + 4);
   frame.writeUInt32BE(200, 1); // announces 200 bytes, sends 4
   req.write(frame);
-  let status = 'none';
-  req.on('response', (h) => {
-    if (h['grpc-status'] !== undefined) status = String(h['grpc-status']);
-  });
-  req.on('trailers', (t) => {
-    if (t['grpc-status'] !== undefined) status = String(t['grpc-status']);
-  });
-  req.on('error', () => undefined);
-  req.resume();
-  return new Promise((resolve) => req.on('close', () => resolve(status)));
+  return grpcStatusOf(req);
 }
 
 function oneCheck(port: number): Promise<grpc.ServiceError | null> {
