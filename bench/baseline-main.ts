@@ -33,32 +33,31 @@ setInterval(() => {
 }, 1000).unref();
 process.on('SIGTERM', () => process.exit(0));
 
+/** Binds an ephemeral loopback port and prints it (`port=N`); exits 1 if it cannot. */
+function listen(server: grpc.Server): void {
+  server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => {
+    if (err) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(1);
+    }
+    process.stdout.write(`port=${port}\n`);
+  });
+}
+
 if (kind === 'grpc-js') {
   const server = new grpc.Server(SERVER_OPTIONS);
   server.addService(CHECK_SERVICE, {
     Check: (_call: grpc.ServerUnaryCall<unknown, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb(null, CANNED),
   });
   new HealthImplementation({ '': 'SERVING', 'envoy.service.auth.v3.Authorization': 'SERVING' }).addToServer(server);
-  server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => {
-    if (err) {
-      process.stderr.write(`${err.message}\n`);
-      process.exit(1);
-    }
-    process.stdout.write(`port=${port}\n`);
-  });
+  listen(server);
 } else if (kind === 'noop') {
   const server = new grpc.Server();
   const svc = (officialPackage()['envoy.service.auth.v3.Authorization'] as grpc.ServiceDefinition);
   server.addService(svc, {
     Check: (_call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => cb(null, { status: { code: 0 } }),
   });
-  server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => {
-    if (err) {
-      process.stderr.write(`${err.message}\n`);
-      process.exit(1);
-    }
-    process.stdout.write(`port=${port}\n`);
-  });
+  listen(server);
 } else if (kind === 'http2') {
   const message = CANNED;
   const frame = Buffer.alloc(5 + message.length);
