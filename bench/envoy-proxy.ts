@@ -13,10 +13,10 @@
  */
 import type { BenchContext } from './context.js';
 import { DIST, startGateCli, startSimCli, waitReady } from './lib/gate.js';
-import { h2loadVersion, runH2load } from './lib/h2load.js';
+import { h2loadVersion } from './lib/h2load.js';
 import { pinned, pinning, sleep, spawnChild, type Child } from './lib/proc.js';
 import { median, sig } from './lib/report.js';
-import { loadStep, type StepResult } from './lib/wire.js';
+import { loadStep, warmUp, type Step, type StepResult, type Target } from './lib/wire.js';
 import { findEnvoy, startEnvoy, type RunningEnvoy } from '../test/support/envoy.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -130,41 +130,25 @@ export async function benchEnvoy(ctx: BenchContext): Promise<void> {
         }
       }
       const headers = [`x-plugin-id: ${PLUGIN}`, 'content-type: application/json', 'user-agent: python-httpx/0.27.2'];
+      const target = (i: number, s: Setup): Target => ({
+        bench: 'envoy',
+        pid: proxies[i]!.child.pid!,
+        url: urls[i]!,
+        headers,
+        dataFile: body,
+        h1: true,
+        ...(s.key !== undefined && { admin: { port: gate!.adminPort, key: s.key } }),
+      });
+      // One request in flight per keep-alive connection, rate/50 connections (dify-api's httpx pool).
+      const step = (r: number, name: string): Step => ({ name, rate: r, clients: Math.ceil(r / 50), streams: 1 });
       for (const r of rates) {
         // Every set-up runs warmS at this rate before its first measured round, unrecorded: a gate
         // in production is long past JIT warm-up, and without this the first gRPC round measured the
         // gate's first thousand Checks ever (its p99 twice that of later rounds).
-        for (const [i] of setups.entries()) {
-          await runH2load({
-            url: urls[i]!,
-            clients: Math.ceil(r / 50),
-            streams: 1,
-            rpsPerClient: 50,
-            durationS: warmS,
-            warmupS: 0,
-            headers,
-            dataFile: body,
-            h1: true,
-            logFile: join(ctx.tmp, `envoy-warm-${process.pid}.log`),
-          });
-        }
+        for (const [i, s] of setups.entries()) await warmUp(ctx, target(i, s), step(r, 'warm-up'), warmS);
         for (let round = 1; round <= rounds; round++) {
           for (const [i, s] of setups.entries()) {
-            const res = await loadStep(
-              ctx,
-              {
-                bench: 'envoy',
-                pid: proxies[i]!.child.pid!,
-                url: urls[i]!,
-                headers,
-                dataFile: body,
-                h1: true,
-                ...(s.key !== undefined && { admin: { port: gate.adminPort, key: s.key } }),
-              },
-              { name: `${s.name} ${r / 1000}k/s round ${round}`, rate: r, clients: Math.ceil(r / 50), streams: 1 },
-              durationS,
-              warmupS,
-            );
+            const res = await loadStep(ctx, target(i, s), step(r, `${s.name} ${r / 1000}k/s round ${round}`), durationS, warmupS);
             const k = `${s.name} ${r}`;
             results.set(k, [...(results.get(k) ?? []), res]);
           }

@@ -23,10 +23,10 @@ import { demoScenario } from '../src/sim/scenario.js';
 import type { SimEvent } from '../src/sim/daemon.js';
 import { check, checkClient, CHECK_PATH, dispatchCheckRequest, encodeCheckRequest, grpcFrame, metadataOf, type CheckClient } from './lib/envoy.js';
 import { adminText, startGateCli, startSimCli, waitReady } from './lib/gate.js';
-import { h2loadVersion, runH2load } from './lib/h2load.js';
+import { h2loadVersion } from './lib/h2load.js';
 import { rss, sleep } from './lib/proc.js';
 import { median, sig } from './lib/report.js';
-import { loadStep, type StepResult } from './lib/wire.js';
+import { loadStep, warmUp, type StepResult } from './lib/wire.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -278,7 +278,7 @@ async function costWhileHolding(ctx: BenchContext): Promise<void> {
     // Warm the gate up first (unrecorded): the first thousands of Checks of a process are JIT warm-up,
     // not what holding costs. Then rounds, each a step without held Checks and one with them, so that
     // a noisy moment on the shared machine hits one round; the figures are medians over rounds.
-    await runH2load({ url: target.url, clients: step.clients, streams: step.streams, rpsPerClient: Math.round(rate / step.clients), durationS: 5, warmupS: 0, headers: GRPC_HEADERS, dataFile, logFile: join(ctx.tmp, `hold-warm-${process.pid}.log`) });
+    await warmUp(ctx, target, { ...step, name: 'warm-up' }, 5);
     const idle: StepResult[] = [];
     const busy: StepResult[] = [];
     let stillHeld = held;

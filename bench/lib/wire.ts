@@ -38,9 +38,9 @@ export interface StepResult {
   readonly peakRss: number;
 }
 
-export async function loadStep(ctx: BenchContext, t: Target, s: Step, durationS: number, warmupS: number): Promise<StepResult> {
-  const { report } = ctx;
-  const run: H2Run = {
+/** The h2load run of a step against a target. */
+function runOf(ctx: BenchContext, t: Target, s: Step, durationS: number, warmupS: number): H2Run {
+  return {
     url: t.url,
     clients: s.clients,
     streams: s.streams,
@@ -52,6 +52,19 @@ export async function loadStep(ctx: BenchContext, t: Target, s: Step, durationS:
     ...(t.h1 === true && { h1: true }),
     logFile: join(ctx.tmp, `h2load-${process.pid}.log`),
   };
+}
+
+/**
+ * The step run for `seconds` and nothing recorded: warms the server up (JIT,
+ * heap, connections) before the steps that are measured.
+ */
+export async function warmUp(ctx: BenchContext, t: Target, s: Step, seconds: number): Promise<void> {
+  await runH2load(runOf(ctx, t, s, seconds, 0));
+}
+
+export async function loadStep(ctx: BenchContext, t: Target, s: Step, durationS: number, warmupS: number): Promise<StepResult> {
+  const { report } = ctx;
+  const run = runOf(ctx, t, s, durationS, warmupS);
   const before = t.admin ? await decisionCounts(t.admin.port) : undefined;
   const watch = watchProcess(t.pid);
   const h2 = await runH2load(run);
